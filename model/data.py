@@ -1,0 +1,80 @@
+"""MNIST for training: the four standard IDX .gz files from a folder, or Chainer's download."""
+
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from chainer.datasets import TupleDataset, get_mnist
+
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
+TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
+TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
+
+IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+
+
+class DataError(Exception):
+    """A data file is missing or malformed; the message names the file and the problem."""
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """Read one gzipped IDX file of unsigned bytes whose header must carry `magic`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: not a readable gzip file ({error})") from None
+    n_dims = magic & 0xFF
+    header_size = 4 + 4 * n_dims
+    if len(raw) < 4:
+        raise DataError(f"{path}: truncated: {len(raw)} bytes, no IDX header")
+    found_magic = struct.unpack(">I", raw[:4])[0]
+    if found_magic != magic:
+        raise DataError(f"{path}: wrong magic number {found_magic:#010x}, expected {magic:#010x}")
+    if len(raw) < header_size:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{n_dims}I", raw[4:header_size])
+    expected = int(np.prod(shape))
+    found = len(raw) - header_size
+    if found != expected:
+        raise DataError(f"{path}: holds {found} data bytes, header {shape} says {expected}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def read_mnist_folder(folder: Path, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, 28, 28), labels uint8 (n,)) from a folder of the standard IDX files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: data directory not found")
+    images_name, labels_name = (TRAIN_IMAGES, TRAIN_LABELS) if train else (TEST_IMAGES, TEST_LABELS)
+    images = read_idx(folder / images_name, IMAGES_MAGIC)
+    labels = read_idx(folder / labels_name, LABELS_MAGIC)
+    if len(images) != len(labels):
+        raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels")
+    if labels.max(initial=0) >= 10:
+        raise DataError(f"{folder / labels_name}: label {labels.max()} is not a digit")
+    return images, labels
+
+
+def as_dataset(images: np.ndarray, labels: np.ndarray) -> TupleDataset:
+    """uint8 images and labels -> (float32 (1, 28, 28) in [0, 1], int32 label) pairs."""
+    x = (images.astype(np.float32) / 255.0)[:, None]
+    return TupleDataset(x, labels.astype(np.int32))
+
+
+def load_mnist(folder: Path | None = None, limit: int | None = None, train: bool = True) -> TupleDataset:
+    """MNIST from `folder`, or downloaded (and cached) by Chainer when folder is None."""
+    if folder is None:
+        train_set, test_set = get_mnist(withlabel=True, ndim=3)
+        chosen = train_set if train else test_set
+        x, y = chosen._datasets
+        return TupleDataset(x[:limit], y[:limit].astype(np.int32))
+    images, labels = read_mnist_folder(folder, train)
+    return as_dataset(images[:limit], labels[:limit])

@@ -1,0 +1,102 @@
+"""Save and load the generator: weights in generator.npz, metadata in generator.json.
+
+Both files are written to a temporary name and renamed, so a crash never leaves
+a truncated file under the real name.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import chainer
+
+from model.net import Generator
+
+ARCHITECTURE = "cdcgan-fc7x7-deconv4x2"
+WEIGHTS_NAME = "generator.npz"
+METADATA_NAME = "generator.json"
+
+
+class WeightsError(Exception):
+    """The generator files are missing, damaged or do not match their metadata."""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename the temporary file onto `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def architecture_of(gen: Generator) -> dict:
+    """The sizes needed to rebuild `gen` before its weights are loaded."""
+    return {"name": ARCHITECTURE, "z_size": gen.z_size, "ch": gen.ch, "n_classes": gen.n_classes}
+
+
+def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
+    """Write generator.npz (float32, CPU) and generator.json into `folder`; return the metadata."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cpu_gen = gen.copy(mode="copy")
+    cpu_gen.to_cpu()
+    weights = folder / WEIGHTS_NAME
+    _atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_gen, compression=True))
+    full = {
+        "architecture": architecture_of(gen),
+        "z": {"size": gen.z_size, "distribution": "uniform[-1, 1)",
+              "from_seed": "numpy.random.default_rng(seed).uniform(-1, 1, z_size).astype(float32)"},
+        **metadata,
+        "sha256": sha256_of(weights),
+    }
+    text = json.dumps(full, indent=2, sort_keys=True) + "\n"
+    _atomic_write(folder / METADATA_NAME, lambda tmp: Path(tmp).write_text(text))
+    return full
+
+
+def load_metadata(folder: Path) -> dict:
+    """The parsed generator.json of `folder`."""
+    path = Path(folder) / METADATA_NAME
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: file not found") from None
+    except (OSError, ValueError) as error:
+        raise WeightsError(f"{path}: not valid JSON ({error})") from None
+
+
+def load_generator(folder: Path) -> tuple[Generator, dict]:
+    """Rebuild the generator from `folder`, checking the npz against the metadata's sha256."""
+    folder = Path(folder)
+    metadata = load_metadata(folder)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise WeightsError(f"{weights}: file not found")
+    if sha256_of(weights) != metadata.get("sha256"):
+        raise WeightsError(f"{weights}: sha256 does not match {METADATA_NAME} (damaged or replaced)")
+    arch = metadata.get("architecture", {})
+    if arch.get("name") != ARCHITECTURE:
+        raise WeightsError(f"{folder / METADATA_NAME}: unknown architecture {arch.get('name')!r}")
+    gen = Generator(z_size=arch["z_size"], ch=arch["ch"], n_classes=arch["n_classes"])
+    try:
+        chainer.serializers.load_npz(str(weights), gen)
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
+        raise WeightsError(f"{weights}: does not fit the architecture ({error})") from None
+    return gen, metadata
+

@@ -1,0 +1,54 @@
+"""Trainer extensions: the preview grid and the generator export."""
+
+import datetime
+from pathlib import Path
+
+from chainer import training
+from PIL import Image
+
+from model.export import save_generator
+from model.images import tile, to_uint8
+from model.net import N_CLASSES
+from model.sampling import generate, one_hot, seeds_noise
+
+PREVIEW_SEEDS = range(10)
+
+
+def preview_grid(gen):
+    """10x10 uint8 grid: row r is digit r, column c is noise seed c (as the app draws it)."""
+    digits = [d for d in range(N_CLASSES) for _ in PREVIEW_SEEDS]
+    z = seeds_noise([s for _ in range(N_CLASSES) for s in PREVIEW_SEEDS], gen.z_size)
+    return tile(to_uint8(generate(gen, z, one_hot(digits))), N_CLASSES, len(PREVIEW_SEEDS))
+
+
+def preview(gen, out: Path):
+    """Extension writing preview_epoch_N.png into `out`."""
+
+    @training.make_extension(trigger=(1, "epoch"))
+    def write_preview(trainer):
+        path = Path(out) / f"preview_epoch_{trainer.updater.epoch}.png"
+        Image.fromarray(preview_grid(gen)).save(path)
+
+    return write_preview
+
+
+def generator_metadata(trainer, run_info: dict) -> dict:
+    """Run facts plus how far training has come, for generator.json."""
+    updater = trainer.updater
+    return {
+        **run_info,
+        "epochs": updater.epoch_detail,
+        "iterations": updater.iteration,
+        "images_seen": updater.iteration * updater.get_iterator("main").batch_size,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def export_generator(gen, out: Path, trigger, run_info: dict):
+    """Extension writing generator.npz and generator.json into `out`."""
+
+    @training.make_extension(trigger=trigger, priority=training.PRIORITY_READER)
+    def write_generator(trainer):
+        save_generator(gen, out, generator_metadata(trainer, run_info))
+
+    return write_generator

@@ -1,0 +1,63 @@
+"""The conditional DCGAN's two networks.
+
+The label enters both networks as a plain float vector, so any continuous
+10-vector works at sampling time: one-hot digits, mixtures, all zeros, all ones.
+"""
+
+import chainer
+import chainer.functions as F
+import chainer.links as L
+
+IMAGE_SIZE = 28
+N_CLASSES = 10
+
+
+class Generator(chainer.Chain):
+    """(noise, label vector) -> 1x28x28 image in [0, 1]."""
+
+    def __init__(self, z_size: int = 100, ch: int = 128, n_classes: int = N_CLASSES):
+        super().__init__()
+        self.z_size = z_size
+        self.ch = ch
+        self.n_classes = n_classes
+        w = chainer.initializers.Normal(0.02)
+        with self.init_scope():
+            self.fc = L.Linear(z_size + n_classes, ch * 7 * 7, initialW=w)
+            self.bn0 = L.BatchNormalization(ch * 7 * 7)
+            self.dc1 = L.Deconvolution2D(ch, ch // 2, 4, 2, 1, initialW=w)
+            self.bn1 = L.BatchNormalization(ch // 2)
+            self.dc2 = L.Deconvolution2D(ch // 2, 1, 4, 2, 1, initialW=w)
+
+    def forward(self, z, labels):
+        h = F.concat((z, labels), axis=1)
+        h = F.relu(self.bn0(self.fc(h)))
+        h = F.reshape(h, (len(h), self.ch, 7, 7))
+        h = F.relu(self.bn1(self.dc1(h)))
+        return F.sigmoid(self.dc2(h))
+
+
+def label_planes(x, labels):
+    """Stack the label vector onto the image as one constant 28x28 plane per class."""
+    n, n_classes = labels.shape
+    planes = F.broadcast_to(F.reshape(labels, (n, n_classes, 1, 1)), (n, n_classes) + x.shape[2:])
+    return F.concat((x, planes), axis=1)
+
+
+class Discriminator(chainer.Chain):
+    """(image, label vector) -> one real/fake logit per image."""
+
+    def __init__(self, ch: int = 64, n_classes: int = N_CLASSES):
+        super().__init__()
+        self.ch = ch
+        self.n_classes = n_classes
+        w = chainer.initializers.Normal(0.02)
+        with self.init_scope():
+            self.c1 = L.Convolution2D(1 + n_classes, ch, 4, 2, 1, initialW=w)
+            self.c2 = L.Convolution2D(ch, ch * 2, 4, 2, 1, initialW=w)
+            self.bn2 = L.BatchNormalization(ch * 2)
+            self.fc = L.Linear(ch * 2 * 7 * 7, 1, initialW=w)
+
+    def forward(self, x, labels):
+        h = F.leaky_relu(self.c1(label_planes(x, labels)), 0.2)
+        h = F.leaky_relu(self.bn2(self.c2(h)), 0.2)
+        return F.reshape(self.fc(h), (-1,))
