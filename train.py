@@ -16,7 +16,7 @@ from PIL import Image
 
 from model.data import DataError, load_mnist
 from model.export import save_generator
-from model.extensions import export_generator, generator_metadata, preview, preview_grid
+from model.extensions import GeneratorAverage, export_generator, generator_metadata, preview, preview_grid
 from model.net import Discriminator, Generator
 from model.updater import ConditionalGANUpdater
 
@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="iterations between log lines")
     parser.add_argument("--export", type=Path, default=None,
                         help="at the end, also write the generator and preview.png here (e.g. weights/)")
+    parser.add_argument("--ema", type=unit_float, default=0.999,
+                        help="decay of the generator weights' moving average, which is what gets "
+                             "previewed and exported (0 = the last iterate)")
     parser.add_argument("--gen-ch", type=positive_int, default=128, help="generator channel width")
     parser.add_argument("--dis-ch", type=positive_int, default=64, help="discriminator channel width")
     return parser.parse_args(argv)
@@ -97,12 +100,14 @@ def build_trainer(args: argparse.Namespace, dataset, device) -> training.Trainer
     updater = ConditionalGANUpdater(iterator, *optimizers, device=device, rng=rng)
     trainer = training.Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
 
+    average = GeneratorAverage(gen, args.ema)
+    trainer.extend(average)
     # Triggers keep state, so each extension gets its own.
     trainer.extend(extensions.snapshot(filename="snapshot_iter_{.updater.iteration}"),
                    trigger=every_or_at_end(args.snapshot_interval, args.epoch))
-    trainer.extend(export_generator(gen, args.out, every_or_at_end(args.snapshot_interval, args.epoch),
+    trainer.extend(export_generator(average.averaged, args.out, every_or_at_end(args.snapshot_interval, args.epoch),
                                     run_info(args, dataset)))
-    trainer.extend(preview(gen, args.out))
+    trainer.extend(preview(average.averaged, args.out))
     trainer.extend(extensions.LogReport(trigger=(args.log_interval, "iteration")))
     trainer.extend(extensions.PrintReport(["epoch", "iteration", "gen/loss", "dis/loss", "elapsed_time"]))
     trainer.extend(extensions.ProgressBar(update_interval=10))
@@ -122,6 +127,7 @@ def run_info(args: argparse.Namespace, dataset) -> dict:
         "lr": args.lr,
         "beta1": args.beta1,
         "discriminator_ch": args.dis_ch,
+        "ema_decay": args.ema,
     }
 
 
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.run()
 
     if args.export is not None:
-        gen = trainer.updater.get_optimizer("gen").target
+        gen = trainer.get_extension("GeneratorAverage").averaged
         save_generator(gen, args.export, generator_metadata(trainer, run_info(args, dataset)))
         Image.fromarray(preview_grid(gen)).save(args.export / "preview.png")
         print(f"exported the generator to {args.export}")

@@ -1,0 +1,145 @@
+"""The MNIST classifier that judges the generator, and its saved weights.
+
+Its penultimate layer (after ReLU) is the feature space of the Fréchet distance and of the
+diversity measure, so the evaluation needs no Inception network: a small CNN trained on MNIST
+knows what distinguishes digits, and it runs in seconds on a CPU.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import chainer
+import chainer.functions as F
+import chainer.links as L
+import numpy as np
+
+from model.net import IMAGE_SIZE, N_CLASSES
+
+ARCHITECTURE = "mnist-cnn-conv3x3x2-fc"
+WEIGHTS_NAME = "classifier.npz"
+METADATA_NAME = "classifier.json"
+
+
+class ClassifierError(Exception):
+    """The classifier files are missing, damaged or do not match their metadata."""
+
+
+def max_pool_2x2(h):
+    """2x2 max pooling, stride 2, as a reshape and a max: on the CPU about twice as fast as
+    F.max_pooling_2d's im2col in inference, which is most of what evaluate.py does."""
+    n, c, height, width = h.shape
+    return F.max(F.reshape(h, (n, c, height // 2, 2, width // 2, 2)), axis=(3, 5))
+
+
+class Classifier(chainer.Chain):
+    """1x28x28 image in [0, 1] -> 10 logits; its `features` layer feeds the Fréchet distance."""
+
+    def __init__(self, ch: int = 32, n_features: int = 128, n_classes: int = N_CLASSES,
+                 dropout: float = 0.3):
+        super().__init__()
+        self.ch = ch
+        self.n_features = n_features
+        self.n_classes = n_classes
+        self.dropout = dropout
+        with self.init_scope():
+            self.c1 = L.Convolution2D(1, ch, 3, pad=1, nobias=True)
+            self.bn1 = L.BatchNormalization(ch)
+            self.c2 = L.Convolution2D(ch, ch * 2, 3, pad=1, nobias=True)
+            self.bn2 = L.BatchNormalization(ch * 2)
+            self.fc = L.Linear(ch * 2 * (IMAGE_SIZE // 4) ** 2, n_features)
+            self.out = L.Linear(n_features, n_classes)
+
+    def logits_and_features(self, x):
+        """(logits (n, 10), penultimate features (n, n_features)) as Variables."""
+        h = max_pool_2x2(F.relu(self.bn1(self.c1(x))))  # 14x14
+        h = max_pool_2x2(F.relu(self.bn2(self.c2(h))))  # 7x7
+        features = F.relu(self.fc(F.dropout(h, self.dropout)))
+        return self.out(F.dropout(features, self.dropout)), features
+
+    def forward(self, x):
+        return self.logits_and_features(x)[0]
+
+
+def predict(clf: Classifier, images: np.ndarray, batchsize: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """(softmax probabilities (n, 10), features (n, n_features)) as float64 numpy, in inference mode."""
+    probs, features = [], []
+    with chainer.using_config("train", False), chainer.no_backprop_mode():
+        for start in range(0, len(images), batchsize):
+            x = clf.xp.asarray(images[start:start + batchsize], dtype=np.float32)
+            logits, h = clf.logits_and_features(x)
+            probs.append(chainer.backends.cuda.to_cpu(F.softmax(logits).array))
+            features.append(chainer.backends.cuda.to_cpu(h.array))
+    if not probs:
+        return np.zeros((0, clf.n_classes)), np.zeros((0, clf.n_features))
+    return np.concatenate(probs).astype(np.float64), np.concatenate(features).astype(np.float64)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename onto `path`: a crash never leaves a truncated file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
+    """Write classifier.npz (float32, CPU) and classifier.json into `folder`; return the metadata."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cpu_clf = clf.copy(mode="copy")
+    cpu_clf.to_cpu()
+    weights = folder / WEIGHTS_NAME
+    _atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_clf, compression=True))
+    full = {
+        "architecture": {"name": ARCHITECTURE, "ch": clf.ch, "n_features": clf.n_features,
+                         "n_classes": clf.n_classes, "dropout": clf.dropout},
+        "input": "float32 (n, 1, 28, 28), white digit on black, values in [0, 1]",
+        **metadata,
+        "sha256": _sha256_of(weights),
+    }
+    text = json.dumps(full, indent=2, sort_keys=True) + "\n"
+    _atomic_write(folder / METADATA_NAME, lambda tmp: Path(tmp).write_text(text))
+    return full
+
+
+def load_classifier(folder: Path) -> tuple[Classifier, dict]:
+    """Rebuild the classifier from `folder`, checking the npz against the metadata's sha256."""
+    folder = Path(folder)
+    path = folder / METADATA_NAME
+    try:
+        metadata = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ClassifierError(f"{path}: file not found") from None
+    except (OSError, ValueError) as error:
+        raise ClassifierError(f"{path}: not valid JSON ({error})") from None
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ClassifierError(f"{weights}: file not found")
+    if _sha256_of(weights) != metadata.get("sha256"):
+        raise ClassifierError(f"{weights}: sha256 does not match {METADATA_NAME} (damaged or replaced)")
+    arch = metadata.get("architecture", {})
+    if arch.get("name") != ARCHITECTURE:
+        raise ClassifierError(f"{path}: unknown architecture {arch.get('name')!r}")
+    try:
+        clf = Classifier(ch=arch["ch"], n_features=arch["n_features"], n_classes=arch["n_classes"],
+                         dropout=arch["dropout"])
+        chainer.serializers.load_npz(str(weights), clf)
+    except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ClassifierError(f"{weights}: does not fit the architecture ({error})") from None
+    return clf, metadata
