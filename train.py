@@ -1,7 +1,7 @@
 """Train the conditional DCGAN on MNIST with Chainer and export the generator.
 
-    python train.py --data ../shared/mnist --epoch 1 --limit 2000 --out result
-    python train.py --device 0 --epoch 30 --export weights/      # on a GPU (CuPy)
+python train.py --data ../shared/mnist --epoch 1 --limit 2000 --out result
+python train.py --device 0 --epoch 30 --export weights/      # on a GPU (CuPy)
 """
 
 import argparse
@@ -45,30 +45,56 @@ def unit_float(text: str) -> float:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, in the Chainer examples' style."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", "-d", default="-1",
-                        help="Chainer device: -1 or @numpy for the CPU, 0 or @cupy:0 for GPU 0")
+    parser.add_argument(
+        "--device",
+        "-d",
+        default="-1",
+        help="Chainer device: -1 or @numpy for the CPU, 0 or @cupy:0 for GPU 0",
+    )
     parser.add_argument("--epoch", "-e", type=positive_int, default=30, help="epochs to train")
     parser.add_argument("--batchsize", "-b", type=positive_int, default=64, help="images per batch")
     parser.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate")
     parser.add_argument("--beta1", type=unit_float, default=0.5, help="Adam beta1")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and noise")
-    parser.add_argument("--out", "-o", type=Path, default=Path("result"),
-                        help="folder for logs, plots, previews, snapshots and the exported generator")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="folder with the four MNIST IDX .gz files (default: download with Chainer)")
-    parser.add_argument("--limit", type=positive_int, default=None,
-                        help="train on the first N training images only")
-    parser.add_argument("--resume", "-r", type=Path, default=None,
-                        help="trainer snapshot (snapshot_iter_N) to continue from")
-    parser.add_argument("--snapshot-interval", type=positive_int, default=1000,
-                        help="iterations between snapshots and generator exports")
-    parser.add_argument("--log-interval", type=positive_int, default=100,
-                        help="iterations between log lines")
-    parser.add_argument("--export", type=Path, default=None,
-                        help="at the end, also write the generator and preview.png here (e.g. weights/)")
-    parser.add_argument("--ema", type=unit_float, default=0.999,
-                        help="decay of the generator weights' moving average, which is what gets "
-                             "previewed and exported (0 = the last iterate)")
+    parser.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        default=Path("result"),
+        help="folder for logs, plots, previews, snapshots and the exported generator",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with the four MNIST IDX .gz files (default: download with Chainer)",
+    )
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="train on the first N training images only"
+    )
+    parser.add_argument(
+        "--resume", "-r", type=Path, default=None, help="trainer snapshot (snapshot_iter_N) to continue from"
+    )
+    parser.add_argument(
+        "--snapshot-interval",
+        type=positive_int,
+        default=1000,
+        help="iterations between snapshots and generator exports",
+    )
+    parser.add_argument("--log-interval", type=positive_int, default=100, help="iterations between log lines")
+    parser.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="at the end, also write the generator and preview.png here (e.g. weights/)",
+    )
+    parser.add_argument(
+        "--ema",
+        type=unit_float,
+        default=0.999,
+        help="decay of the generator weights' moving average, which is what gets "
+        "previewed and exported (0 = the last iterate)",
+    )
     parser.add_argument("--gen-ch", type=positive_int, default=128, help="generator channel width")
     parser.add_argument("--dis-ch", type=positive_int, default=64, help="discriminator channel width")
     return parser.parse_args(argv)
@@ -96,24 +122,39 @@ def build_trainer(args: argparse.Namespace, dataset, device) -> training.Trainer
 
     rng = np.random.RandomState(args.seed)
     iterator = chainer.iterators.SerialIterator(
-        dataset, args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng))
+        dataset, args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng)
+    )
     updater = ConditionalGANUpdater(iterator, *optimizers, device=device, rng=rng)
     trainer = training.Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
 
     average = GeneratorAverage(gen, args.ema)
     trainer.extend(average)
     # Triggers keep state, so each extension gets its own.
-    trainer.extend(extensions.snapshot(filename="snapshot_iter_{.updater.iteration}"),
-                   trigger=every_or_at_end(args.snapshot_interval, args.epoch))
-    trainer.extend(export_generator(average.averaged, args.out, every_or_at_end(args.snapshot_interval, args.epoch),
-                                    run_info(args, dataset)))
+    trainer.extend(
+        extensions.snapshot(filename="snapshot_iter_{.updater.iteration}"),
+        trigger=every_or_at_end(args.snapshot_interval, args.epoch),
+    )
+    trainer.extend(
+        export_generator(
+            average.averaged,
+            args.out,
+            every_or_at_end(args.snapshot_interval, args.epoch),
+            run_info(args, dataset),
+        )
+    )
     trainer.extend(preview(average.averaged, args.out))
     trainer.extend(extensions.LogReport(trigger=(args.log_interval, "iteration")))
     trainer.extend(extensions.PrintReport(["epoch", "iteration", "gen/loss", "dis/loss", "elapsed_time"]))
     trainer.extend(extensions.ProgressBar(update_interval=10))
     if extensions.PlotReport.available():
-        trainer.extend(extensions.PlotReport(["gen/loss", "dis/loss"], "iteration", file_name="loss.png",
-                                             trigger=(args.log_interval, "iteration")))
+        trainer.extend(
+            extensions.PlotReport(
+                ["gen/loss", "dis/loss"],
+                "iteration",
+                file_name="loss.png",
+                trigger=(args.log_interval, "iteration"),
+            )
+        )
     return trainer
 
 

@@ -37,9 +37,21 @@ def main() -> None:
     device = chainer.get_device(args.device)
     device.use()
     rng = np.random.RandomState(0)
-    dataset = TupleDataset(rng.rand(1024, 1, 28, 28).astype(np.float32), rng.randint(0, 10, 1024).astype(np.int32))
-    train_args = parse_args(["--batchsize", str(args.batchsize), "--gen-ch", str(args.gen_ch),
-                             "--dis-ch", str(args.dis_ch), "--out", "/tmp/bench-train-speed"])
+    dataset = TupleDataset(
+        rng.rand(1024, 1, 28, 28).astype(np.float32), rng.randint(0, 10, 1024).astype(np.int32)
+    )
+    train_args = parse_args(
+        [
+            "--batchsize",
+            str(args.batchsize),
+            "--gen-ch",
+            str(args.gen_ch),
+            "--dis-ch",
+            str(args.dis_ch),
+            "--out",
+            "/tmp/bench-train-speed",
+        ]
+    )
     updater = build_trainer(train_args, dataset, device).updater
 
     for _ in range(args.warmup):
@@ -53,18 +65,23 @@ def main() -> None:
 
     arrays = [p.array for opt in updater.get_all_optimizers().values() for p in opt.target.params()]
     on_device = all(isinstance(a, device.xp.ndarray) for a in arrays)
-    print(json.dumps({
-        "benchmark": "train_speed",
-        "device": str(device),
-        "batchsize": args.batchsize,
-        "gen_ch": args.gen_ch,
-        "dis_ch": args.dis_ch,
-        "iterations": args.iterations,
-        "images_per_s": round(args.batchsize * args.iterations / seconds, 1),
-        "ms_per_iteration": round(1000 * seconds / args.iterations, 2),
-        "all_parameters_on_device": on_device,
-        "machine": machine_info(device),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "train_speed",
+                "device": str(device),
+                "batchsize": args.batchsize,
+                "gen_ch": args.gen_ch,
+                "dis_ch": args.dis_ch,
+                "iterations": args.iterations,
+                "images_per_s": round(args.batchsize * args.iterations / seconds, 1),
+                "ms_per_iteration": round(1000 * seconds / args.iterations, 2),
+                "all_parameters_on_device": on_device,
+                "machine": machine_info(device),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,7 @@ def max_pool_2x2(h):
 class Classifier(chainer.Chain):
     """1x28x28 image in [0, 1] -> 10 logits; its `features` layer feeds the Fréchet distance."""
 
-    def __init__(self, ch: int = 32, n_features: int = 128, n_classes: int = N_CLASSES,
-                 dropout: float = 0.3):
+    def __init__(self, ch: int = 32, n_features: int = 128, n_classes: int = N_CLASSES, dropout: float = 0.3):
         super().__init__()
         self.ch = ch
         self.n_features = n_features
@@ -69,7 +68,7 @@ def predict(clf: Classifier, images: np.ndarray, batchsize: int = 500) -> tuple[
     probs, features = [], []
     with chainer.using_config("train", False), chainer.no_backprop_mode():
         for start in range(0, len(images), batchsize):
-            x = clf.xp.asarray(images[start:start + batchsize], dtype=np.float32)
+            x = clf.xp.asarray(images[start : start + batchsize], dtype=np.float32)
             logits, h = clf.logits_and_features(x)
             probs.append(chainer.backends.cuda.to_cpu(F.softmax(logits).array))
             features.append(chainer.backends.cuda.to_cpu(h.array))
@@ -103,12 +102,17 @@ def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cpu_clf = clf.copy(mode="copy")
-    cpu_clf.to_cpu()
+    cpu_clf.to_device("@numpy")
     weights = folder / WEIGHTS_NAME
     _atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_clf, compression=True))
     full = {
-        "architecture": {"name": ARCHITECTURE, "ch": clf.ch, "n_features": clf.n_features,
-                         "n_classes": clf.n_classes, "dropout": clf.dropout},
+        "architecture": {
+            "name": ARCHITECTURE,
+            "ch": clf.ch,
+            "n_features": clf.n_features,
+            "n_classes": clf.n_classes,
+            "dropout": clf.dropout,
+        },
         "input": "float32 (n, 1, 28, 28), white digit on black, values in [0, 1]",
         **metadata,
         "sha256": _sha256_of(weights),
@@ -137,8 +141,9 @@ def load_classifier(folder: Path) -> tuple[Classifier, dict]:
     if arch.get("name") != ARCHITECTURE:
         raise ClassifierError(f"{path}: unknown architecture {arch.get('name')!r}")
     try:
-        clf = Classifier(ch=arch["ch"], n_features=arch["n_features"], n_classes=arch["n_classes"],
-                         dropout=arch["dropout"])
+        clf = Classifier(
+            ch=arch["ch"], n_features=arch["n_features"], n_classes=arch["n_classes"], dropout=arch["dropout"]
+        )
         chainer.serializers.load_npz(str(weights), clf)
     except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise ClassifierError(f"{weights}: does not fit the architecture ({error})") from None

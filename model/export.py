@@ -60,8 +60,11 @@ def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
     _atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_gen, compression=True))
     full = {
         "architecture": architecture_of(gen),
-        "z": {"size": gen.z_size, "distribution": "uniform[-1, 1)",
-              "from_seed": "numpy.random.default_rng(seed).uniform(-1, 1, z_size).astype(float32)"},
+        "z": {
+            "size": gen.z_size,
+            "distribution": "uniform[-1, 1)",
+            "from_seed": "numpy.random.default_rng(seed).uniform(-1, 1, z_size).astype(float32)",
+        },
         **metadata,
         "sha256": sha256_of(weights),
     }
@@ -99,4 +102,3 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise WeightsError(f"{weights}: does not fit the architecture ({error})") from None
     return gen, metadata
-

@@ -35,7 +35,7 @@ class GeneratorAverage(training.Extension):
         for name, param in self.averaged.namedparams():
             param.array *= self.decay
             param.array += (1 - self.decay) * live[name].array
-        for (_, link), (_, live_link) in zip(self.averaged.namedlinks(), self.gen.namedlinks()):
+        for (_, link), (_, live_link) in zip(self.averaged.namedlinks(), self.gen.namedlinks(), strict=False):
             for name in link._persistent:
                 value = getattr(link, name)
                 if isinstance(value, link.xp.ndarray):
@@ -72,7 +72,7 @@ def generator_metadata(trainer, run_info: dict) -> dict:
         "epochs": updater.epoch_detail,
         "iterations": updater.iteration,
         "images_seen": updater.iteration * updater.get_iterator("main").batch_size,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -57,8 +57,9 @@ def frechet_distance_of(features_a: np.ndarray, features_b: np.ndarray) -> float
     return frechet_distance(*gaussian_stats(features_a), *gaussian_stats(features_b))
 
 
-def balanced_halves(labels: np.ndarray, per_class: int, n_classes: int = 10,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+def balanced_halves(
+    labels: np.ndarray, per_class: int, n_classes: int = 10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Two disjoint index sets with the same number k of examples of every class.
 
     k = min(per_class, smallest class count // 2). The generated set is class-balanced by
@@ -76,7 +77,7 @@ def balanced_halves(labels: np.ndarray, per_class: int, n_classes: int = 10,
     for digit in range(n_classes):
         chosen = rng.permutation(np.flatnonzero(labels == digit))
         half_a.append(chosen[:k])
-        half_b.append(chosen[k:2 * k])
+        half_b.append(chosen[k : 2 * k])
     return np.concatenate(half_a), np.concatenate(half_b), k
 
 
@@ -146,8 +147,13 @@ def sweep_passes(p_target: np.ndarray, tolerance: float = MONOTONE_TOLERANCE) ->
     return is_monotone(p_target, tolerance) and p_target[0] < 0.5 < p_target[-1]
 
 
-def quality_bar(accuracy: np.ndarray, frechet: float, frechet_baseline: float,
-                diversity_ratio: np.ndarray, sweeps_pass: list[bool]) -> dict:
+def quality_bar(
+    accuracy: np.ndarray,
+    frechet: float,
+    frechet_baseline: float,
+    diversity_ratio: np.ndarray,
+    sweeps_pass: list[bool],
+) -> dict:
     """Each check of issue 4's quality bar with its value, threshold and verdict, and the overall verdict."""
     accuracy = np.asarray(accuracy, dtype=np.float64)
     diversity_ratio = np.asarray(diversity_ratio, dtype=np.float64)

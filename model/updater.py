@@ -44,8 +44,9 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         z = self.device.send(self.sample_noise(len(digits), gen.z_size))
 
         x_fake = gen(z, labels)
-        dis_optimizer.update(self._reported, dis, discriminator_loss,
-                             dis(x_real, labels), dis(x_fake.array, labels))
+        dis_optimizer.update(
+            self._reported, dis, discriminator_loss, dis(x_real, labels), dis(x_fake.array, labels)
+        )
         gen_optimizer.update(self._reported, gen, generator_loss, dis(x_fake, labels))
 
     @staticmethod
@@ -57,10 +58,12 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     def serialize(self, serializer):
         super().serialize(serializer)
         name, keys, position, has_gauss, cached_gaussian = self.rng.get_state()
-        self.rng.set_state((
-            name,
-            serializer("rng_keys", keys.copy()),
-            int(serializer("rng_position", position)),
-            int(serializer("rng_has_gauss", has_gauss)),
-            float(serializer("rng_cached_gaussian", cached_gaussian)),
-        ))
+        self.rng.set_state(
+            (
+                name,
+                serializer("rng_keys", keys.copy()),
+                int(serializer("rng_position", position)),
+                int(serializer("rng_has_gauss", has_gauss)),
+                float(serializer("rng_cached_gaussian", cached_gaussian)),
+            )
+        )
