@@ -7,7 +7,7 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CHAINER_WARN_VERSION_MISMATCH := 0
 
-.PHONY: run test lint
+.PHONY: run test lint chromium
 
 $(VENV)/.web: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,17 @@ $(VENV)/.dev: $(VENV)/.web requirements-train.txt requirements-dev.txt
 run: $(VENV)/.web
 	$(BIN)/gunicorn app:app
 
-test: $(VENV)/.dev
+# The browser test drives Debian's Chromium through Playwright (Playwright's own browser download
+# needs the open internet). Installed here so that CI and a fresh machine get it; needs root.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	else \
+		echo "warning: /usr/bin/chromium is missing; run 'sudo make chromium', or the browser test is skipped"; \
+	fi
+
+test: $(VENV)/.dev chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

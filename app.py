@@ -1,0 +1,541 @@
+"""The web app: the live slider page and a JSON API around one generator loaded at start-up.
+
+    GENERATOR_DIR=weights gunicorn app:app      # Procfile's command; settings in gunicorn.conf.py
+    flask --app app run --debug                 # development server
+
+Every answer is a pure function of the request and the weights: the same labels and seeds give
+byte-identical pictures on every request, worker and restart, which is what makes the long
+Cache-Control of GET /generate safe.
+"""
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from flask import Flask, Response, current_app, render_template, request, url_for
+from PIL import Image
+from werkzeug.exceptions import HTTPException, InternalServerError, UnsupportedMediaType
+
+from model.export import WeightsError, load_generator
+from model.images import png_bytes, tile, to_uint8, upscale
+from model.net import IMAGE_SIZE, N_CLASSES
+from model.sampling import MAX_SEED, generate, seed_noise, slerp
+
+DEFAULT_GENERATOR_DIR = Path(__file__).resolve().parent / "weights"
+MAX_BODY_BYTES = 16 * 1024  # a 16x16 grid of labels written with 17 digits each still fits
+MAX_SCALE = 16
+MAX_GRID = 16  # rows (label vectors) and columns (seeds) of /grid
+MIN_FRAMES, MAX_FRAMES, DEFAULT_FRAMES = 2, 60, 24
+MIN_DURATION_MS, MAX_DURATION_MS, DEFAULT_DURATION_MS = 20, 2000, 80
+MAX_PICTURE_PIXELS = 2048 * 2048  # one /grid PNG, after scaling
+MAX_ANIMATION_PIXELS = (
+    MAX_FRAMES * (IMAGE_SIZE * 8) ** 2
+)  # all /interpolate GIF frames together, after scaling
+PROVISIONAL_EPOCHS = 5  # fewer epochs than this: the page calls the weights provisional
+DOWNLOAD_SCALE = 10  # the page shows the 28 px picture at 280 CSS px and downloads that size
+LONG_CACHE = "public, max-age=31536000, immutable"  # URL names the weights' version: never stale
+DAY_CACHE = "public, max-age=86400"  # URL without a version: revalidate (ETag) after a day
+DEFAULT_STATE = {"labels": [0.0] * 3 + [1.0] + [0.0] * 6, "seed": 42, "seed_b": 7, "blend": 0.0}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class ApiError(Exception):
+    """A request the API cannot serve; the message names the field and the problem."""
+
+    def __init__(self, field: str | None, problem: str, status: int = 400):
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field = field
+        self.status = status
+
+
+# ---------------------------------------------------------------- validation
+# JSON gives dicts, lists, str, int, float (NaN and Infinity included), bool and None; query
+# strings are first turned into the same types, so one set of checks serves both.
+
+
+def describe(value) -> str:
+    """A short description of a wrong value for an error message."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    kind = {bool: "boolean ", str: "string ", list: "array ", dict: "object ", type(None): ""}
+    text = json.dumps(value) if type(value) in kind else repr(value)
+    return kind.get(type(value), "") + (text if len(text) <= 40 else text[:37] + "...")
+
+
+def number(value, field: str, low: float, high: float) -> float:
+    """A finite JSON number in [low, high]; booleans are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(field, f"must be a number, got {describe(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ApiError(field, f"must be a finite number, got {describe(value)}")
+    if not low <= value <= high:  # compared before float(): a huge int must not overflow
+        raise ApiError(field, f"must be between {low:g} and {high:g}, got {describe(value)}")
+    return float(value)
+
+
+def integer(value, field: str, low: int, high: int) -> int:
+    """A JSON integer (no fraction, not a boolean) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(field, f"must be an integer, got {describe(value)}")
+    if not low <= value <= high:
+        raise ApiError(field, f"must be an integer between {low} and {high}, got {describe(value)}")
+    return value
+
+
+def array(value, field: str, low: int, high: int) -> list:
+    """A JSON array of low..high items."""
+    if not isinstance(value, list):
+        raise ApiError(field, f"must be an array, got {describe(value)}")
+    if not low <= len(value) <= high:
+        wanted = f"exactly {low}" if low == high else f"{low} to {high}"
+        raise ApiError(field, f"must have {wanted} items, got {len(value)}")
+    return value
+
+
+def label_vector(value, field: str) -> list[float]:
+    """Ten numbers in [0, 1]: how much of each digit 0-9."""
+    items = array(value, field, N_CLASSES, N_CLASSES)
+    return [number(item, f"{field}[{i}]", 0, 1) for i, item in enumerate(items)]
+
+
+def fields(data, field: str | None, required: set[str], optional: set[str]) -> dict:
+    """The members of a JSON object, refusing missing and unknown names (typos fail loudly)."""
+    if not isinstance(data, dict):
+        raise ApiError(field, f"must be a JSON object, got {describe(data)}")
+    prefix = f"{field}." if field else ""
+    missing = sorted(required - data.keys())
+    if missing:
+        raise ApiError(prefix + missing[0], "missing")
+    unknown = sorted(data.keys() - required - optional)
+    if unknown:
+        allowed = ", ".join(sorted(required | optional))
+        raise ApiError(prefix + unknown[0], f"unknown field (allowed: {allowed})")
+    return data
+
+
+@dataclass(frozen=True)
+class State:
+    """What one picture depends on: the label vector and the (possibly blended) noise seeds."""
+
+    labels: tuple[float, ...]
+    seed: int
+    seed_b: int | None = None
+    blend: float = 0.0
+
+    def noise(self, z_size: int) -> np.ndarray:
+        """The seed's noise, or its spherical blend toward seed_b's (the ends are exact)."""
+        if self.seed_b is None or self.blend == 0:
+            return seed_noise(self.seed, z_size)
+        if self.blend == 1:
+            return seed_noise(self.seed_b, z_size)
+        return slerp(seed_noise(self.seed, z_size), seed_noise(self.seed_b, z_size), self.blend)
+
+    def as_json(self) -> dict:
+        answer = {"labels": list(self.labels), "seed": self.seed}
+        if self.seed_b is not None:
+            answer.update(seed_b=self.seed_b, blend=self.blend)
+        return answer
+
+
+STATE_FIELDS = {"seed_b", "blend"}
+
+
+def parse_state(data: dict, prefix: str = "") -> State:
+    """labels, seed and the optional style blend (seed_b, blend) of an already checked object."""
+    seed_b = None if data.get("seed_b") is None else integer(data["seed_b"], prefix + "seed_b", 0, MAX_SEED)
+    blend = number(data.get("blend", 0), prefix + "blend", 0, 1)
+    if blend > 0 and seed_b is None:
+        raise ApiError(prefix + "seed_b", "missing (needed when blend is above 0)")
+    return State(
+        tuple(label_vector(data["labels"], prefix + "labels")),
+        integer(data["seed"], prefix + "seed", 0, MAX_SEED),
+        seed_b,
+        blend,
+    )
+
+
+def parse_scale(data: dict, field: str = "scale") -> int:
+    return integer(data.get(field, 1), field, 1, MAX_SCALE)
+
+
+def json_body() -> dict:
+    """The request's JSON object; 415 if the body is not declared JSON, 400 if it does not parse."""
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"the body must be JSON with Content-Type: application/json, got {request.mimetype or 'none'}"
+        )
+    raw = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    try:
+        # NaN and Infinity parse (as Python's json allows them) so that the field check can name them.
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ApiError(None, f"invalid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ApiError(None, f"the body must be a JSON object, got {describe(data)}")
+    return data
+
+
+INT_TOKEN = re.compile(r"[+-]?\d{1,100}")
+NUMBER_TOKEN = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def query_value(text: str):
+    """A query-string token as the JSON value it spells (int, float or, failing that, str)."""
+    if INT_TOKEN.fullmatch(text):
+        return int(text)
+    if NUMBER_TOKEN.fullmatch(text):
+        return float(text)
+    return text
+
+
+def query_state(args, allowed: set[str]) -> dict:
+    """Query parameters as a JSON-like object: labels=0,0,1,... (or ten labels=x), numbers as numbers."""
+    data = {}
+    for name in args:
+        values = args.getlist(name)
+        if name == "labels":
+            tokens = values[0].split(",") if len(values) == 1 else values
+            data[name] = [query_value(token.strip()) for token in tokens]
+        elif name in allowed:
+            data[name] = query_value(values[0])
+        else:
+            data[name] = values[0]  # reported as an unknown field by fields()
+    return data
+
+
+# ---------------------------------------------------------------- pictures (pure functions)
+
+
+def draw_states(gen, states: list[State]) -> np.ndarray:
+    """uint8 pictures (n, IMAGE_SIZE, IMAGE_SIZE) for several states, in one generator call."""
+    z = np.stack([s.noise(gen.z_size) for s in states])
+    labels = np.array([s.labels for s in states], dtype=np.float32)
+    return to_uint8(generate(gen, z, labels))
+
+
+def digit_png(gen, state: State, scale: int) -> bytes:
+    return png_bytes(draw_states(gen, [state])[0], scale)
+
+
+def grid_png(gen, rows: list[list[float]], seeds: list[int], scale: int) -> bytes:
+    """Row r is label vector r, column c is seed c: the whole grid in one generator call."""
+    states = [State(tuple(labels), seed) for labels in rows for seed in seeds]
+    return png_bytes(tile(draw_states(gen, states), len(rows), len(seeds)), scale)
+
+
+def morph_states(start: State, end: State, frames: int, z_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(noise, labels) for each frame: labels move linearly, noise along the great circle."""
+    za, zb = start.noise(z_size), end.noise(z_size)
+    a, b = np.array(start.labels), np.array(end.labels)
+    ts = np.linspace(0.0, 1.0, frames)
+    z = np.stack([za if t == 0 else zb if t == 1 else slerp(za, zb, t) for t in ts])
+    labels = np.stack([(1 - t) * a + t * b for t in ts]).astype(np.float32)
+    return z, labels
+
+
+def morph_gif(gen, start: State, end: State, frames: int, scale: int, duration_ms: int) -> bytes:
+    """An endlessly looping GIF; the GIF encoder merges identical neighbouring frames."""
+    z, labels = morph_states(start, end, frames, gen.z_size)
+    pictures = [Image.fromarray(upscale(p, scale)) for p in to_uint8(generate(gen, z, labels))]
+    buffer = io.BytesIO()
+    pictures[0].save(
+        buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms, loop=0
+    )
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- answers
+
+
+def generator():
+    """The generator loaded at start-up, or 503 naming why there is none."""
+    gen = current_app.extensions["generator"]
+    if gen is None:
+        raise ApiError(None, f"no generator loaded: {current_app.extensions['weights_error']}", 503)
+    return gen
+
+
+def weights_version() -> str:
+    return current_app.extensions["metadata"].get("sha256", "none")[:16]
+
+
+def wants_json() -> bool:
+    """JSON (with a data: URL) only when the client prefers it to an image; */* gets the image."""
+    accept = request.accept_mimetypes
+    return accept.quality("application/json") > max(accept.quality("image/png"), accept.quality("image/gif"))
+
+
+def picture_response(data: bytes, mimetype: str, started: float, details: dict) -> Response:
+    """The picture itself, or JSON with it as a data: URL when the client asked for JSON."""
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    if wants_json():
+        image = f"data:{mimetype};base64,{base64.b64encode(data).decode('ascii')}"
+        response = current_app.json.response({"image": image, **details, "elapsed_ms": elapsed_ms})
+    else:
+        response = Response(data, mimetype=mimetype)
+    response.headers["Server-Timing"] = f"generate;dur={elapsed_ms}"
+    response.vary.add("Accept")
+    return response
+
+
+def error_response(status: int, message: str, field: str | None = None, headers=None) -> Response:
+    body = {"error": message}
+    if field:
+        body["field"] = field
+    response = current_app.json.response(body)
+    response.status_code = status
+    if headers:
+        response.headers.extend(headers)
+    return response
+
+
+def page_state(args) -> tuple[State, str | None]:
+    """The page's state from its URL; a broken link still shows a page (defaults) and says why."""
+    if not args:
+        return parse_state(DEFAULT_STATE), None
+    known = {"labels", "seed"} | STATE_FIELDS  # others (a tracker's utm_source...) are not ours to refuse
+    data = {k: v for k, v in query_state(args, known).items() if k in known}
+    try:
+        return parse_state({**DEFAULT_STATE, "seed_b": None, **data}), None
+    except ApiError as error:
+        return parse_state(DEFAULT_STATE), f"The link's state was not used: {error}"
+
+
+def state_query(state: State) -> dict:
+    query = {"labels": ",".join(f"{x:g}" for x in state.labels), "seed": state.seed}
+    if state.seed_b is not None and state.blend > 0:  # as static/app.js builds it: one URL, one cache entry
+        query.update(seed_b=state.seed_b, blend=f"{state.blend:g}")
+    return query
+
+
+def weights_summary(metadata: dict) -> str:
+    """One line saying how trained the shipped weights are (provisional ones say so by their numbers)."""
+    parts = []
+    if "epochs" in metadata:
+        parts.append(f"{metadata['epochs']:g} epoch{'' if metadata['epochs'] == 1 else 's'}")
+    if "images_seen" in metadata:
+        parts.append(f"{metadata['images_seen']:,} images seen")
+    if "train_images" in metadata:
+        parts.append(f"{metadata['train_images']:,} training images")
+    if "date" in metadata:
+        parts.append(f"exported {metadata['date']}")
+    parts.append(f"sha256 {metadata.get('sha256', '?')[:12]}")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------- the app
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The app with its generator loaded once; GENERATOR_DIR (environment or config) picks the folder."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        GENERATOR_DIR=os.environ.get("GENERATOR_DIR", str(DEFAULT_GENERATOR_DIR)),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+    )
+    if config:
+        app.config.update(config)
+    if app.logger.level == logging.NOTSET:
+        app.logger.setLevel(logging.INFO)
+
+    folder = Path(app.config["GENERATOR_DIR"])
+    try:
+        gen, metadata = load_generator(folder)
+        app.extensions.update(generator=gen, metadata=metadata, weights_error=None)
+        app.logger.info("loaded the generator from %s: %s", folder, weights_summary(metadata))
+    except WeightsError as error:
+        # Start anyway: the page and /healthz say what is wrong instead of a crash loop.
+        app.extensions.update(generator=None, metadata={}, weights_error=str(error))
+        app.logger.error("no generator: %s", error)
+
+    register_routes(app)
+    register_errors(app)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return app
+
+
+def register_routes(app: Flask) -> None:
+    @app.get("/")
+    def index():
+        state, link_error = page_state(request.args)
+        version = weights_version()
+        query = state_query(state)
+        return render_template(
+            "index.html",
+            state=state,
+            link_error=link_error,
+            version=version,
+            image_url=url_for("generate_get", **query, v=version),
+            download_url=url_for("generate_get", **query, scale=DOWNLOAD_SCALE, v=version),
+            presets=presets(),
+            metadata=current_app.extensions["metadata"],
+            weights_error=current_app.extensions["weights_error"],
+            weights_summary=weights_summary(current_app.extensions["metadata"]),
+            provisional=current_app.extensions["metadata"].get("epochs", 0) < PROVISIONAL_EPOCHS,
+            limits={
+                "max_seed": MAX_SEED,
+                "min_frames": MIN_FRAMES,
+                "max_frames": MAX_FRAMES,
+                "frames": DEFAULT_FRAMES,
+                "download_scale": DOWNLOAD_SCALE,
+            },
+        )
+
+    @app.post("/generate")
+    def generate_post():
+        started = time.perf_counter()
+        data = fields(json_body(), None, {"labels", "seed"}, STATE_FIELDS | {"scale"})
+        state, scale = parse_state(data), parse_scale(data)
+        png = digit_png(generator(), state, scale)
+        return picture_response(png, "image/png", started, state.as_json())
+
+    @app.get("/generate")
+    def generate_get():
+        started = time.perf_counter()
+        data = fields(
+            query_state(request.args, STATE_FIELDS | {"seed", "scale"}),
+            None,
+            {"labels", "seed"},
+            STATE_FIELDS | {"scale", "v"},
+        )
+        state, scale = parse_state(data), parse_scale(data)
+        gen = generator()
+        version = weights_version()
+        key = json.dumps([state.labels, state.seed, state.seed_b, state.blend, scale])
+        etag = f"{version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        if "v" not in data:
+            cache = DAY_CACHE
+        elif str(data["v"]) == version:
+            cache = LONG_CACHE
+        else:
+            cache = "no-cache"  # a link made for other weights: answer with these, never keep it
+        if request.if_none_match.contains(etag):
+            response = Response(status=304)
+        else:
+            response = Response(digit_png(gen, state, scale), mimetype="image/png")
+            response.headers["Server-Timing"] = f"generate;dur={(time.perf_counter() - started) * 1000:.2f}"
+        response.set_etag(etag)
+        response.headers["Cache-Control"] = cache
+        return response
+
+    @app.post("/grid")
+    def grid():
+        started = time.perf_counter()
+        data = fields(json_body(), None, {"labels", "seeds"}, {"scale"})
+        rows = array(data["labels"], "labels", 1, MAX_GRID)
+        rows = [label_vector(row, f"labels[{r}]") for r, row in enumerate(rows)]
+        seeds = array(data["seeds"], "seeds", 1, MAX_GRID)
+        seeds = [integer(seed, f"seeds[{c}]", 0, MAX_SEED) for c, seed in enumerate(seeds)]
+        scale = parse_scale(data)
+        height, width = len(rows) * IMAGE_SIZE * scale, len(seeds) * IMAGE_SIZE * scale
+        if height * width > MAX_PICTURE_PIXELS:
+            raise ApiError(
+                "scale",
+                f"a {len(rows)}x{len(seeds)} grid at scale {scale} is {width}x{height} "
+                f"pixels, over the limit of {MAX_PICTURE_PIXELS:,}: use a smaller scale",
+            )
+        png = grid_png(generator(), rows, seeds, scale)
+        return picture_response(
+            png,
+            "image/png",
+            started,
+            {"rows": len(rows), "columns": len(seeds), "width": width, "height": height},
+        )
+
+    @app.post("/interpolate")
+    def interpolate():
+        started = time.perf_counter()
+        data = fields(json_body(), None, {"from", "to"}, {"frames", "scale", "duration"})
+        ends = [
+            parse_state(fields(data[name], name, {"labels", "seed"}, STATE_FIELDS), name + ".")
+            for name in ("from", "to")
+        ]
+        frames = integer(data.get("frames", DEFAULT_FRAMES), "frames", MIN_FRAMES, MAX_FRAMES)
+        scale = parse_scale(data)
+        duration = integer(
+            data.get("duration", DEFAULT_DURATION_MS), "duration", MIN_DURATION_MS, MAX_DURATION_MS
+        )
+        side = IMAGE_SIZE * scale
+        if frames * side * side > MAX_ANIMATION_PIXELS:
+            raise ApiError(
+                "scale",
+                f"{frames} frames of {side}x{side} pixels are over the limit of "
+                f"{MAX_ANIMATION_PIXELS:,} pixels: use a smaller scale or fewer frames",
+            )
+        gif = morph_gif(generator(), *ends, frames, scale, duration)
+        return picture_response(
+            gif, "image/gif", started, {"frames": frames, "width": side, "height": side, "duration": duration}
+        )
+
+    @app.get("/healthz")
+    def healthz():
+        if current_app.extensions["generator"] is None:
+            return {"status": "error", "error": current_app.extensions["weights_error"]}, 503
+        return {"status": "ok"}
+
+    @app.get("/api/model")
+    def model_metadata():
+        generator()
+        return current_app.extensions["metadata"]
+
+
+def presets() -> list[tuple[str, str]]:
+    """The article's experiments as (name, labels query): each digit, all 0, all 1, all 0.5, 0 with 1."""
+    digits = [(str(d), [1.0 if i == d else 0.0 for i in range(N_CLASSES)]) for d in range(N_CLASSES)]
+    both = [1.0, 1.0] + [0.0] * (N_CLASSES - 2)
+    named = digits + [
+        ("all 0", [0.0] * N_CLASSES),
+        ("all 1", [1.0] * N_CLASSES),
+        ("all 0.5", [0.5] * N_CLASSES),
+        ("0 and 1 at 1", both),
+        ("0 and 1 at 0.5", [x / 2 for x in both]),
+    ]
+    return [(name, ",".join(f"{x:g}" for x in labels)) for name, labels in named]
+
+
+def register_errors(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError):
+        return error_response(error.status, str(error), error.field)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        # 404, 405 (keeps its Allow header), 413, 415...: JSON like every other answer.
+        headers = [(k, v) for k, v in error.get_response().headers if k.lower() == "allow"]
+        allowed = ", ".join(v for _, v in headers)
+        problem = {
+            404: f"no such page or endpoint: {request.path}",
+            405: f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
+            413: f"the body is over the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes",
+        }.get(error.code, error.description)
+        return error_response(error.code or 500, f"{error.code} {error.name}: {problem}", headers=headers)
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(error: InternalServerError):
+        # Flask has already logged the traceback; the client gets no details.
+        return error_response(500, "500 Internal Server Error: the server failed; the log has the details")
+
+
+app = create_app()

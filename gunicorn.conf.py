@@ -1,0 +1,36 @@
+"""gunicorn settings for `gunicorn app:app` (the Procfile's web command).
+
+PORT and WEB_CONCURRENCY come from the platform (Heroku sets both); HOST, GUNICORN_THREADS and
+GUNICORN_TIMEOUT are ours. Like gunicorn itself, listen on every interface when the platform
+gives a PORT, else on loopback only.
+"""
+
+import os
+
+port = os.environ.get("PORT", "8000")
+host = os.environ.get("HOST", "0.0.0.0" if "PORT" in os.environ else "127.0.0.1")
+bind = [f"{host}:{port}"]
+
+# Each worker process holds its own copy of Chainer, NumPy and the generator (about 100 MB):
+# two fit a 512 MB dyno. Threads share a worker's generator; Chainer's config is per thread and
+# inference changes no state, so they are safe, and NumPy releases the GIL in the heavy parts.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+
+# One BLAS thread per request thread: workers x threads already use the cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Heroku's router gives up after 30 s; the slowest request (a 16x16 grid) takes well under 1 s.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 10
+keepalive = 5
+
+accesslog = "-"
+errorlog = "-"
+# Workers load the app after the fork, so a BLAS thread pool is never copied across a fork.
+preload_app = False
+# gunicorn 25.1+ opens a control socket at one shared path ($HOME/.gunicorn/gunicorn.ctl): two
+# servers on one machine (make run beside the tests) would fight over it, and nothing here uses it.
+control_socket_disable = True
