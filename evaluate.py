@@ -1,0 +1,367 @@
+"""Measure a generator against issue 4's quality bar with the shipped MNIST classifier.
+
+python evaluate.py --data ../shared/mnist                       # weights/ -> result/evaluation.json
+python evaluate.py --generator result --per-class 100 --report /tmp/quick.json
+"""
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from chainer.dataset import concat_examples
+
+from model import metrics
+from model.classifier import ClassifierError, load_classifier, predict
+from model.data import DataError, load_mnist
+from model.export import WeightsError, load_generator
+from model.net import IMAGE_SIZE, N_CLASSES
+from model.sampling import generate, one_hot, seeds_noise
+
+SWEEP_PAIRS = ((0, 1), (3, 8), (4, 9))
+MAX_PER_CLASS = 10_000
+
+
+def generated_outputs(
+    gen, clf, labels: np.ndarray, seeds: np.ndarray, batchsize: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Classifier (probabilities, features) of the generator's images, one per (label row, seed)."""
+    probs, features = [], []
+    for start in range(0, len(labels), batchsize):
+        rows = slice(start, start + batchsize)
+        images = generate(gen, seeds_noise(seeds[rows], gen.z_size), labels[rows])
+        p, f = predict(clf, images, batchsize)
+        probs.append(p)
+        features.append(f)
+    return np.concatenate(probs), np.concatenate(features)
+
+
+def sweep(gen, clf, source: int, target: int, steps: int, n_seeds: int, batchsize: int) -> dict:
+    """P(target) and P(source) as the label moves from onehot(source) to onehot(target)."""
+    ts = np.linspace(0, 1, steps)
+    labels = np.tile(metrics.soft_labels(source, target, ts), (n_seeds, 1))  # seed-major
+    seeds = np.repeat(np.arange(n_seeds), steps)
+    probs, _ = generated_outputs(gen, clf, labels, seeds, batchsize)
+    probs = probs.reshape(n_seeds, steps, -1)
+    p_target = probs[:, :, target].mean(axis=0)
+    per_seed_monotone = [metrics.is_monotone(curve) for curve in probs[:, :, target]]
+    return {
+        "source": source,
+        "target": target,
+        "t": ts.round(4).tolist(),
+        "p_target": p_target.round(5).tolist(),
+        "p_target_q25": np.quantile(probs[:, :, target], 0.25, axis=0).round(5).tolist(),
+        "p_target_q75": np.quantile(probs[:, :, target], 0.75, axis=0).round(5).tolist(),
+        "p_source": probs[:, :, source].mean(axis=0).round(5).tolist(),
+        "max_drop": round(metrics.max_drop(p_target), 5),
+        "monotone": metrics.is_monotone(p_target),
+        "pass": metrics.sweep_passes(p_target),
+        "seeds_monotone": int(sum(per_seed_monotone)),
+        "seeds": n_seeds,
+    }
+
+
+def evaluate_generator(
+    gen,
+    clf,
+    real_images: np.ndarray,
+    real_labels: np.ndarray,
+    per_class: int = 500,
+    sweep_steps: int = 21,
+    sweep_seeds: int = 32,
+    batchsize: int = 500,
+) -> dict:
+    """Every number of the evaluation as a JSON-ready dict (see the README for what each means)."""
+    digits = np.repeat(np.arange(N_CLASSES), per_class)
+    seeds = np.tile(np.arange(per_class), N_CLASSES)
+    gen_probs, gen_features = generated_outputs(gen, clf, one_hot(digits), seeds, batchsize)
+    real_probs, real_features = predict(clf, real_images, batchsize)
+
+    accuracy = metrics.per_class_accuracy(gen_probs.argmax(axis=1), digits)
+
+    # Three class-balanced sets of k images per class: generated (seeds 0..k-1), real A, real B.
+    half_a, half_b, k = metrics.balanced_halves(real_labels, per_class)
+    generated_k = np.flatnonzero(seeds < k)
+    frechet = metrics.frechet_distance_of(gen_features[generated_k], real_features[half_a])
+    baseline = metrics.frechet_distance_of(real_features[half_b], real_features[half_a])
+
+    gen_diversity = metrics.class_diversity(gen_features, digits)
+    real_diversity = metrics.class_diversity(real_features, real_labels)
+    diversity_ratio = gen_diversity / real_diversity
+
+    sweeps = [sweep(gen, clf, a, b, sweep_steps, sweep_seeds, batchsize) for a, b in SWEEP_PAIRS]
+    bar = metrics.quality_bar(accuracy, frechet, baseline, diversity_ratio, [s["pass"] for s in sweeps])
+    return {
+        "per_class": per_class,
+        "accuracy": {
+            "per_class": accuracy.round(4).tolist(),
+            "mean": round(float(accuracy.mean()), 4),
+            "min": round(float(accuracy.min()), 4),
+            "real_test_images": round(float(np.mean(real_probs.argmax(axis=1) == real_labels)), 4),
+        },
+        "frechet": {
+            "generated_vs_real": round(frechet, 4),
+            "real_vs_real": round(baseline, 4),
+            "ratio": round(frechet / baseline, 3) if baseline > 0 else None,
+            "images_per_class": k,
+            "set_size": k * N_CLASSES,
+            "features": int(gen_features.shape[1]),
+            "note": "generated seeds 0..k-1 vs real half A; real half B vs real half A; "
+            "disjoint, class-balanced halves of the real images",
+        },
+        "diversity": {
+            "generated": gen_diversity.round(4).tolist(),
+            "real": real_diversity.round(4).tolist(),
+            "ratio": diversity_ratio.round(4).tolist(),
+            "min_ratio": round(float(np.min(diversity_ratio)), 4),
+            "real_images_per_class": np.bincount(real_labels, minlength=N_CLASSES).tolist(),
+        },
+        "sweeps": sweeps,
+        "quality_bar": bar,
+    }
+
+
+def plot_sweeps(sweeps: list[dict], path: Path, title: str) -> None:
+    """P(target) against t for every sweep: mean over seeds, interquartile band, P(source) dashed."""
+    from matplotlib.figure import Figure  # a training extra, not in requirements.txt
+
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    axes = figure.add_subplot()
+    for i, result in enumerate(sweeps):
+        color = f"C{i}"
+        name = f"{result['source']}→{result['target']}"
+        axes.plot(
+            result["t"],
+            result["p_target"],
+            color=color,
+            marker="o",
+            markersize=3,
+            label=f"P({result['target']}), {name}" + ("" if result["pass"] else " (fails)"),
+        )
+        axes.fill_between(result["t"], result["p_target_q25"], result["p_target_q75"], color=color, alpha=0.2)
+        axes.plot(
+            result["t"],
+            result["p_source"],
+            color=color,
+            linestyle="--",
+            linewidth=1,
+            label=f"P({result['source']}), {name}",
+        )
+    axes.set_xlabel("t  (label = (1 − t)·onehot(source) + t·onehot(target))")
+    axes.set_ylabel("classifier probability (mean over seeds)")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlim(0, 1)
+    axes.grid(alpha=0.3)
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8, ncols=2)
+    figure.savefig(path, dpi=110)
+
+
+def table(report: dict) -> str:
+    """The short human summary printed at the end."""
+
+    def row(name, values, fmt):
+        return f"{name:<12}" + "".join(f"{fmt.format(v):>7}" for v in values)
+
+    acc, fd, div, bar = report["accuracy"], report["frechet"], report["diversity"], report["quality_bar"]
+    lines = [
+        f"generator {report['generator']['folder']}  ({report['per_class']} images per class, "
+        f"{report['seconds']:.0f} s)",
+        row("digit", range(N_CLASSES), "{}"),
+        row("accuracy %", [100 * a for a in acc["per_class"]], "{:.1f}"),
+        row("diversity", div["ratio"], "{:.2f}"),
+        f"accuracy: mean {100 * acc['mean']:.2f}%, min {100 * acc['min']:.2f}% "
+        f"(classifier on real test images: {100 * acc['real_test_images']:.2f}%)",
+        f"Fréchet distance: {fd['generated_vs_real']:.3f}, real-vs-real {fd['real_vs_real']:.3f}, "
+        f"ratio {fd['ratio']} ({fd['set_size']} images per set)",
+    ]
+    for s in report["sweeps"]:
+        lines.append(
+            f"sweep {s['source']}→{s['target']}: P({s['target']}) {s['p_target'][0]:.3f} → "
+            f"{s['p_target'][-1]:.3f}, largest drop {s['max_drop']:.3f}, "
+            f"{'monotone' if s['monotone'] else 'NOT monotone'}"
+        )
+    for name, check in bar["checks"].items():
+        limit = f">= {check['min']}" if "min" in check else f"<= {check['max']}"
+        value = check["value"]
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"  {'pass' if check['pass'] else 'FAIL'}  {name} = {shown} ({limit})")
+    lines.append(f"quality bar: {'PASS' if bar['pass'] else 'FAIL'}")
+    return "\n".join(lines)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit status 2), like every other error here."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def per_class_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 2 <= value <= MAX_PER_CLASS:
+        raise argparse.ArgumentTypeError(f"must be between 2 and {MAX_PER_CLASS}, got {value}")
+    return value
+
+
+def count_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = OneLineParser(prog="evaluate.py", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--generator",
+        "-g",
+        type=Path,
+        default=Path("weights"),
+        help="folder with generator.npz and generator.json",
+    )
+    parser.add_argument(
+        "--classifier",
+        type=Path,
+        default=Path("weights"),
+        help="folder with classifier.npz and classifier.json (train_classifier.py)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder with the MNIST IDX .gz files; the test images are the real "
+        "reference (default: download with Chainer)",
+    )
+    parser.add_argument(
+        "--per-class",
+        "-n",
+        type=per_class_count,
+        default=500,
+        help="generated images per digit, seeds 0..N-1",
+    )
+    parser.add_argument(
+        "--sweep-steps",
+        type=count_at_least(2),
+        default=21,
+        help="values of t from 0 to 1 in each soft-label sweep",
+    )
+    parser.add_argument(
+        "--sweep-seeds",
+        type=count_at_least(1),
+        default=32,
+        help="noise seeds averaged in each soft-label sweep",
+    )
+    parser.add_argument(
+        "--batchsize", "-b", type=count_at_least(1), default=500, help="images per forward pass"
+    )
+    parser.add_argument(
+        "--report", type=Path, default=Path("result/evaluation.json"), help="where to write the JSON report"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="where to draw the sweeps (default: <report>_sweeps.png next to the report)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when the quality bar is not met"
+    )
+    return parser.parse_args(argv)
+
+
+def load_real(folder: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The real MNIST test images (float32 (n, 1, 28, 28) in [0, 1]) and labels."""
+    images, labels = concat_examples(load_mnist(folder, train=False)[:])
+    return images, labels.astype(np.int64)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def fail(message: str) -> int:
+        print(f"evaluate.py: error: {message}", file=sys.stderr)
+        return 2
+
+    start = time.perf_counter()
+    if not args.generator.is_dir():
+        return fail(f"--generator {args.generator}: folder not found")
+    try:
+        gen, gen_metadata = load_generator(args.generator)
+        clf, clf_metadata = load_classifier(args.classifier)
+    except (WeightsError, ClassifierError) as error:
+        return fail(str(error))
+    if gen.n_classes != N_CLASSES:
+        return fail(f"{args.generator}: generator has {gen.n_classes} label inputs, expected {N_CLASSES}")
+    try:
+        real_images, real_labels = load_real(args.data)
+    except DataError as error:
+        return fail(str(error))
+    except OSError as error:  # Chainer's download: no network, no disk space, ...
+        return fail(f"could not download MNIST with Chainer ({error}); pass --data FOLDER")
+    if real_images.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):
+        return fail(f"{args.data}: images are {real_images.shape[2:]}, expected 28x28")
+    try:
+        report_path = args.report
+        plot_path = args.plot or report_path.with_name(f"{report_path.stem}_sweeps.png")
+        for path in (report_path, plot_path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return fail(f"cannot create the output folder ({error})")
+
+    try:
+        numbers = evaluate_generator(
+            gen,
+            clf,
+            real_images,
+            real_labels,
+            args.per_class,
+            args.sweep_steps,
+            args.sweep_seeds,
+            args.batchsize,
+        )
+    except ValueError as error:  # e.g. a real data set missing a digit
+        return fail(f"{args.data}: {error}")
+    report = {
+        "generator": {
+            "folder": str(args.generator),
+            "sha256": gen_metadata.get("sha256"),
+            "epochs": gen_metadata.get("epochs"),
+            "iterations": gen_metadata.get("iterations"),
+        },
+        "classifier": {
+            "folder": str(args.classifier),
+            "sha256": clf_metadata.get("sha256"),
+            "test_accuracy": clf_metadata.get("test_accuracy"),
+        },
+        "real_data": str(args.data) if args.data else "chainer.datasets.get_mnist (test)",
+        "real_images": len(real_labels),
+        **numbers,
+        "plot": str(plot_path),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    try:
+        plot_sweeps(report["sweeps"], plot_path, f"soft-label sweeps, generator {args.generator}")
+        report["seconds"] = round(time.perf_counter() - start, 1)
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as error:
+        return fail(f"cannot write the report ({error})")
+    print(table(report))
+    print(f"wrote {report_path} and {plot_path}")
+    return 1 if args.strict and not report["quality_bar"]["pass"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
