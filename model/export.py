@@ -55,7 +55,7 @@ def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cpu_gen = gen.copy(mode="copy")
-    cpu_gen.to_cpu()
+    cpu_gen.to_device("@numpy")
     weights = folder / WEIGHTS_NAME
     _atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_gen, compression=True))
     full = {

@@ -1,6 +1,5 @@
 """Shared fixtures: a small random generator whose pictures visibly differ, and an app serving it."""
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +25,7 @@ def lively_generator(seed: int = 0) -> Generator:
 
 
 def save(gen: Generator, folder: Path, note: str) -> Path:
-    with warnings.catch_warnings():
-        # model.export.save_generator calls Chainer's deprecated to_cpu(); not what these tests check.
-        warnings.filterwarnings("ignore", "to_cpu is deprecated", DeprecationWarning)
-        save_generator(gen, folder, {"epochs": 0, "note": note})
+    save_generator(gen, folder, {"epochs": 0, "note": note})
     return folder
 
 

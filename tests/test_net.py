@@ -1,0 +1,68 @@
+"""The networks: shapes, value ranges, continuous labels, and the label planes D sees."""
+
+import chainer
+import numpy as np
+import pytest
+
+from model.net import Discriminator, Generator, label_planes
+from model.sampling import generate, one_hot, seeds_noise, slerp
+
+
+@pytest.fixture(scope="module")
+def gen() -> Generator:
+    np.random.seed(0)
+    return Generator(ch=16)
+
+
+def test_generator_draws_one_28x28_image_in_0_1_per_row(gen):
+    images = generate(gen, seeds_noise(range(5)), one_hot([0, 1, 2, 3, 4]))
+    assert images.shape == (5, 1, 28, 28)
+    assert images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.zeros(10), np.ones(10), np.r_[0.5, 0.5, np.zeros(8)], np.linspace(0, 1, 10)],
+    ids=["all zeros", "all ones", "half 0 half 1", "ramp"],
+)
+def test_generator_accepts_any_continuous_label_vector(gen, labels):
+    images = generate(gen, seeds_noise([7]), labels[None].astype(np.float32))
+    assert images.shape == (1, 1, 28, 28)
+    assert np.isfinite(images).all()
+
+
+def test_generator_output_moves_with_a_soft_label(gen):
+    z = seeds_noise([3, 3, 3])
+    labels = np.zeros((3, 10), np.float32)
+    labels[:, 0] = [1.0, 0.5, 0.0]
+    labels[:, 1] = [0.0, 0.5, 1.0]
+    a, mid, b = generate(gen, z, labels)
+    assert not np.allclose(a, mid) and not np.allclose(mid, b)
+
+
+def test_label_planes_are_constant_planes_of_each_label_value():
+    x = np.random.RandomState(0).rand(2, 1, 28, 28).astype(np.float32)
+    labels = np.array([[0.25] + [0] * 9, [0] * 9 + [1]], np.float32)
+    stacked = label_planes(x, labels).array
+    assert stacked.shape == (2, 11, 28, 28)
+    np.testing.assert_array_equal(stacked[:, 0], x[:, 0])
+    np.testing.assert_array_equal(stacked[:, 1:], np.broadcast_to(labels[:, :, None, None], (2, 10, 28, 28)))
+
+
+def test_discriminator_gives_one_logit_per_image_and_depends_on_the_label():
+    np.random.seed(0)
+    dis = Discriminator(ch=8)
+    x = np.random.RandomState(1).rand(4, 1, 28, 28).astype(np.float32)
+    with chainer.using_config("train", False):
+        as_zero = dis(x, one_hot([0] * 4)).array
+        as_seven = dis(x, one_hot([7] * 4)).array
+    assert as_zero.shape == (4,)
+    assert not np.allclose(as_zero, as_seven)
+
+
+def test_slerp_keeps_its_ends_and_the_norm_of_orthogonal_vectors():
+    a, b = np.array([1, 0, 0], np.float32), np.array([0, 1, 0], np.float32)
+    np.testing.assert_allclose(slerp(a, b, 0.0), a, atol=1e-6)
+    np.testing.assert_allclose(slerp(a, b, 1.0), b, atol=1e-6)
+    assert np.linalg.norm(slerp(a, b, 0.3)) == pytest.approx(1.0)

@@ -1,0 +1,219 @@
+"""Training: the updater's steps, determinism, snapshot/resume and the train.py command line."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import chainer
+import numpy as np
+import pytest
+from chainer.datasets import TupleDataset
+from mnist_files import write_idx, write_mnist_folder
+
+import train
+from model.data import IMAGES_MAGIC, TRAIN_IMAGES
+from model.updater import generator_loss
+
+TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
+
+
+def tiny_dataset(n: int = 32) -> TupleDataset:
+    rng = np.random.RandomState(0)
+    return TupleDataset(rng.rand(n, 1, 28, 28).astype(np.float32), (np.arange(n) % 10).astype(np.int32))
+
+
+def tiny_trainer(tmp_path, *flags: str):
+    args = train.parse_args([*TINY, "--out", str(tmp_path), *flags])
+    return train.build_trainer(args, tiny_dataset(), chainer.get_device("@numpy"))
+
+
+def params(link) -> dict:
+    return {name: param.array.copy() for name, param in link.namedparams()}
+
+
+def reported_update(updater) -> dict:
+    """One update under a reporter that knows the networks, as the Trainer sets it up."""
+    reporter = chainer.Reporter()
+    for name, optimizer in updater.get_all_optimizers().items():
+        reporter.add_observer(name, optimizer.target)
+    with reporter.scope(observation := {}):
+        updater.update()
+    return observation
+
+
+def test_training_iterations_change_both_networks_and_report_finite_losses(tmp_path):
+    updater = tiny_trainer(tmp_path).updater
+    gen, dis = updater.get_optimizer("gen").target, updater.get_optimizer("dis").target
+    before = params(gen), params(dis)
+    for _ in range(3):
+        observation = reported_update(updater)
+        assert np.isfinite(float(observation["gen/loss"].array))
+        assert np.isfinite(float(observation["dis/loss"].array))
+    for net, old in zip((gen, dis), before, strict=True):
+        changed = [name for name, array in params(net).items() if not np.array_equal(array, old[name])]
+        assert len(changed) == len(old), f"{type(net).__name__}: only {changed} changed"
+    assert updater.iteration == 3
+
+
+def test_generator_step_uses_only_the_generator_loss(tmp_path):
+    """G's gradients equal those of softplus(-D(G(z))) alone: nothing of D's loss leaks in."""
+    updater = tiny_trainer(tmp_path).updater
+    gen_optimizer = updater.get_optimizer("gen")
+    gen, dis = gen_optimizer.target, updater.get_optimizer("dis").target
+    z = np.random.RandomState(1).uniform(-1, 1, (8, 100)).astype(np.float32)
+    updater.sample_noise = lambda n, z_size: z
+    batch = updater.get_iterator("main").dataset[:8]
+    labels = np.eye(10, dtype=np.float32)[[digit for _, digit in batch]]
+    seen = {}
+
+    def check_gradients(optimizer):  # runs after backward, before the weights move; D is already updated
+        gen_alone, dis_now = copy.deepcopy(gen), copy.deepcopy(dis)
+        gen_alone.cleargrads()
+        generator_loss(dis_now(gen_alone(z, labels), labels)).backward()
+        seen["expected"] = {name: p.grad.copy() for name, p in gen_alone.namedparams()}
+        seen["actual"] = {name: p.grad.copy() for name, p in gen.namedparams()}
+
+    gen_optimizer.add_hook(check_gradients, name="check_gradients")
+    updater.get_iterator("main").order_sampler = lambda order, position: np.arange(len(order))
+    updater.get_iterator("main").reset()
+    reported_update(updater)
+    for name, expected in seen["expected"].items():
+        np.testing.assert_allclose(seen["actual"][name], expected, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def losses(out) -> list[tuple[float, float]]:
+    return [(entry["gen/loss"], entry["dis/loss"]) for entry in json.loads((out / "log").read_text())]
+
+
+@pytest.fixture(scope="module")
+def mnist_folder(tmp_path_factory):
+    return write_mnist_folder(tmp_path_factory.mktemp("mnist"), n=32)
+
+
+def run_train(mnist_folder, out, *flags: str) -> int:
+    return train.main([*TINY, "--data", str(mnist_folder), "--out", str(out), *flags])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(mnist_folder, tmp_path_factory):
+    """2 epochs of 4 iterations, snapshots every 3 iterations."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    assert run_train(mnist_folder, out, "--epoch", "2", "--snapshot-interval", "3") == 0
+    return out
+
+
+def test_a_cli_run_leaves_log_plot_previews_snapshots_and_generator(uninterrupted):
+    names = {p.name for p in uninterrupted.iterdir()}
+    assert {
+        "log",
+        "loss.png",
+        "preview_epoch_1.png",
+        "preview_epoch_2.png",
+        "generator.npz",
+        "generator.json",
+    } <= names
+    assert {"snapshot_iter_3", "snapshot_iter_6", "snapshot_iter_8"} <= names
+    metadata = json.loads((uninterrupted / "generator.json").read_text())
+    assert metadata["iterations"] == 8 and metadata["images_seen"] == 64 and metadata["train_images"] == 32
+
+
+def test_same_seed_same_data_gives_the_same_losses(mnist_folder, uninterrupted, tmp_path):
+    assert run_train(mnist_folder, tmp_path, "--epoch", "2", "--snapshot-interval", "3") == 0
+    assert losses(tmp_path) == losses(uninterrupted)
+    assert all(np.isfinite(losses(tmp_path)).ravel())
+
+
+def test_another_seed_gives_other_losses(mnist_folder, uninterrupted, tmp_path):
+    assert run_train(mnist_folder, tmp_path, "--epoch", "2", "--seed", "1") == 0
+    assert losses(tmp_path) != losses(uninterrupted)
+
+
+def test_resume_continues_exactly_where_the_snapshot_stopped(mnist_folder, uninterrupted, tmp_path):
+    flags = ("--epoch", "2", "--snapshot-interval", "3", "--resume", str(uninterrupted / "snapshot_iter_3"))
+    assert run_train(mnist_folder, tmp_path, *flags) == 0
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"snapshot_iter_6", "snapshot_iter_8", "preview_epoch_2.png"} <= written
+    assert "snapshot_iter_3" not in written, "the resumed run started over"
+    assert losses(tmp_path) == losses(uninterrupted)  # the log comes back with the snapshot
+    with (
+        np.load(tmp_path / "snapshot_iter_8") as resumed,
+        np.load(uninterrupted / "snapshot_iter_8") as straight,
+    ):
+        weights = [key for key in straight.files if key.startswith("updater/model:")]
+        assert weights
+        for key in weights:
+            np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+
+
+def test_export_writes_the_generator_and_a_preview(mnist_folder, tmp_path):
+    assert (
+        run_train(mnist_folder, tmp_path / "out", "--epoch", "1", "--export", str(tmp_path / "weights")) == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == [
+        "generator.json",
+        "generator.npz",
+        "preview.png",
+    ]
+
+
+def cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "train.py", *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_help_names_every_flag():
+    result = cli("--help")
+    assert result.returncode == 0
+    for flag in ["--device", "--epoch", "--batchsize", "--lr", "--beta1", "--seed", "--out", "--data"]:
+        assert flag in result.stdout
+    for flag in ["--resume", "--snapshot-interval", "--limit", "--export"]:
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batchsize", "0"], "argument --batchsize/-b: must be at least 1, got 0"),
+        (["--lr", "nan"], "argument --lr: must be a positive number, got nan"),
+        (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(argv, message):
+    result = cli(*argv)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"train.py: error: {message}"
+
+
+def test_a_missing_data_folder_is_one_line_and_exit_2(tmp_path):
+    result = cli("--data", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert result.stderr == f"train.py: error: {tmp_path / 'nowhere'}: data directory not found\n"
+
+
+def test_a_truncated_data_file_names_the_file(mnist_folder, tmp_path, capsys):
+    broken = write_mnist_folder(tmp_path, n=4)
+    raw = (broken / TRAIN_IMAGES).read_bytes()
+    (broken / TRAIN_IMAGES).write_bytes(raw[: len(raw) // 2])
+    assert train.main(["--data", str(broken), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith(f"train.py: error: {broken / TRAIN_IMAGES}: ")
+
+
+def test_wrong_magic_in_a_data_file_is_one_line(tmp_path, capsys):
+    broken = write_mnist_folder(tmp_path, n=4)
+    write_idx(broken / TRAIN_IMAGES, np.zeros(4), IMAGES_MAGIC - 2)
+    assert train.main(["--data", str(broken), "--out", str(tmp_path / "out")]) == 2
+    assert "wrong magic number 0x00000801, expected 0x00000803" in capsys.readouterr().err
+
+
+def test_a_missing_snapshot_is_one_line(mnist_folder, tmp_path, capsys):
+    assert run_train(mnist_folder, tmp_path, "--resume", str(tmp_path / "snapshot_iter_9")) == 2
+    assert (
+        capsys.readouterr().err
+        == f"train.py: error: --resume {tmp_path / 'snapshot_iter_9'}: file not found\n"
+    )
+
+
+def test_a_bad_device_is_one_line(capsys):
+    assert train.main(["--device", "@nowhere:7"]) == 2
+    assert capsys.readouterr().err.startswith("train.py: error: --device @nowhere:7: ")
