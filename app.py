@@ -3,6 +3,11 @@
     GENERATOR_DIR=weights gunicorn app:app      # Procfile's command; settings in gunicorn.conf.py
     flask --app app run --debug                 # development server
 
+Damaged weights stop start-up: a generator.npz that is truncated, replaced (its sha256 is not the
+one in generator.json), of the wrong shape, or missing beside its generator.json exits with one
+line instead of serving half a site. A folder with neither file (weights not trained yet) starts,
+and the page and /healthz say so.
+
 Every answer is a pure function of the request and the weights: the same labels and seeds give
 byte-identical pictures on every request, worker and restart, which is what makes the long
 Cache-Control of GET /generate safe.
@@ -16,6 +21,7 @@ import logging
 import math
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,33 +31,39 @@ from flask import Flask, Response, current_app, render_template, request, url_fo
 from PIL import Image
 from werkzeug.exceptions import HTTPException, InternalServerError, UnsupportedMediaType
 
-from model.export import WeightsError, load_generator
+from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, load_generator
 from model.images import png_bytes, tile, to_uint8, upscale
 from model.net import IMAGE_SIZE, N_CLASSES
 from model.sampling import MAX_SEED, generate, seed_noise, slerp
 
 DEFAULT_GENERATOR_DIR = Path(__file__).resolve().parent / "weights"
-MAX_BODY_BYTES = 16 * 1024  # a 16x16 grid of labels written with 17 digits each still fits
+# Caps that keep one request near 100 ms of CPU with the full-size generator (1.5-2 ms a picture,
+# plus encoding the scaled pixels as PNG or GIF): tests/test_limits.py measures the largest requests.
+MAX_BODY_BYTES = 16 * 1024  # a full grid of labels written with 17 digits each still fits
 MAX_SCALE = 16
-MAX_GRID = 16  # rows (label vectors) and columns (seeds) of /grid
-MIN_FRAMES, MAX_FRAMES, DEFAULT_FRAMES = 2, 60, 24
+MAX_GRID = 10  # rows (label vectors) or columns (seeds) of /grid: every digit in a row of its own
+MAX_GRID_PICTURES = 40  # rows x columns: all ten digits with four seeds
+MIN_FRAMES, MAX_FRAMES, DEFAULT_FRAMES = 2, 24, 24
 MIN_DURATION_MS, MAX_DURATION_MS, DEFAULT_DURATION_MS = 20, 2000, 80
-MAX_PICTURE_PIXELS = 2048 * 2048  # one /grid PNG, after scaling
-MAX_ANIMATION_PIXELS = (
-    MAX_FRAMES * (IMAGE_SIZE * 8) ** 2
-)  # all /interpolate GIF frames together, after scaling
+MAX_PICTURE_PIXELS = 512 * 1024  # one /grid PNG, after scaling: 10x4 pictures at scale 4
+MAX_ANIMATION_PIXELS = MAX_FRAMES * (IMAGE_SIZE * 4) ** 2  # all /interpolate frames: 24 at scale 4
+# gunicorn halts (instead of restarting the worker forever) when a worker exits with this code,
+# its APP_LOAD_ERROR; any other process just sees a non-zero exit.
+EXIT_BAD_WEIGHTS = 4
 PROVISIONAL_EPOCHS = 5  # fewer epochs than this: the page calls the weights provisional
 DOWNLOAD_SCALE = 10  # the page shows the 28 px picture at 280 CSS px and downloads that size
 LONG_CACHE = "public, max-age=31536000, immutable"  # URL names the weights' version: never stale
 DAY_CACHE = "public, max-age=86400"  # URL without a version: revalidate (ETag) after a day
 DEFAULT_STATE = {"labels": [0.0] * 3 + [1.0] + [0.0] * 6, "seed": 42, "seed_b": 7, "blend": 0.0}
 SECURITY_HEADERS = {
+    # No inline script or style anywhere: the page's one module and one stylesheet come from here.
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
 }
 
 
@@ -355,14 +367,19 @@ def create_app(config: dict | None = None) -> Flask:
         app.logger.setLevel(logging.INFO)
 
     folder = Path(app.config["GENERATOR_DIR"])
-    try:
-        gen, metadata = load_generator(folder)
+    if not (folder / METADATA_NAME).exists() and not (folder / WEIGHTS_NAME).exists():
+        # Nothing trained yet: serve the page, which (like /healthz) says so. Not a damaged file.
+        error = f"{folder}: no {METADATA_NAME} or {WEIGHTS_NAME} (train with train.py --export {folder})"
+        app.extensions.update(generator=None, metadata={}, weights_error=error)
+        app.logger.error("no generator: %s", error)
+    else:
+        gen, metadata = load_generator(folder)  # WeightsError: damaged weights stop start-up
+        if gen.n_classes != N_CLASSES:
+            raise WeightsError(
+                f"{folder / METADATA_NAME}: {gen.n_classes} label inputs, the app needs {N_CLASSES}"
+            )
         app.extensions.update(generator=gen, metadata=metadata, weights_error=None)
         app.logger.info("loaded the generator from %s: %s", folder, weights_summary(metadata))
-    except WeightsError as error:
-        # Start anyway: the page and /healthz say what is wrong instead of a crash loop.
-        app.extensions.update(generator=None, metadata={}, weights_error=str(error))
-        app.logger.error("no generator: %s", error)
 
     register_routes(app)
     register_errors(app)
@@ -448,6 +465,12 @@ def register_routes(app: Flask) -> None:
         rows = [label_vector(row, f"labels[{r}]") for r, row in enumerate(rows)]
         seeds = array(data["seeds"], "seeds", 1, MAX_GRID)
         seeds = [integer(seed, f"seeds[{c}]", 0, MAX_SEED) for c, seed in enumerate(seeds)]
+        if len(rows) * len(seeds) > MAX_GRID_PICTURES:
+            raise ApiError(
+                "seeds",
+                f"a {len(rows)}x{len(seeds)} grid is {len(rows) * len(seeds)} pictures, over the limit of "
+                f"{MAX_GRID_PICTURES}: use fewer label rows or seeds",
+            )
         scale = parse_scale(data)
         height, width = len(rows) * IMAGE_SIZE * scale, len(seeds) * IMAGE_SIZE * scale
         if height * width > MAX_PICTURE_PIXELS:
@@ -538,4 +561,13 @@ def register_errors(app: Flask) -> None:
         return error_response(500, "500 Internal Server Error: the server failed; the log has the details")
 
 
-app = create_app()
+def serve() -> Flask:
+    """create_app() for gunicorn and `flask run`: damaged weights end the process with one line."""
+    try:
+        return create_app()
+    except WeightsError as error:
+        print(f"app: error: the generator's weights failed their check: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_BAD_WEIGHTS) from None
+
+
+app = serve()

@@ -18,6 +18,7 @@ from model.net import Generator
 ARCHITECTURE = "cdcgan-fc7x7-deconv4x2"
 WEIGHTS_NAME = "generator.npz"
 METADATA_NAME = "generator.json"
+MAX_SIZE = 1024  # 8x the default widths; keeps a damaged generator.json from asking for terabytes
 
 
 class WeightsError(Exception):
@@ -77,11 +78,31 @@ def load_metadata(folder: Path) -> dict:
     """The parsed generator.json of `folder`."""
     path = Path(folder) / METADATA_NAME
     try:
-        return json.loads(path.read_text())
+        metadata = json.loads(path.read_text())
     except FileNotFoundError:
         raise WeightsError(f"{path}: file not found") from None
     except (OSError, ValueError) as error:
         raise WeightsError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise WeightsError(f"{path}: not a JSON object")
+    return metadata
+
+
+def architecture_sizes(metadata: dict, path: Path) -> dict:
+    """z_size, ch and n_classes from the metadata's architecture, each checked before it sizes arrays."""
+    arch = metadata.get("architecture")
+    name = arch.get("name") if isinstance(arch, dict) else arch
+    if name != ARCHITECTURE:
+        raise WeightsError(f"{path}: unknown architecture {name!r}")
+    sizes = {}
+    for key in ("z_size", "ch", "n_classes"):
+        value = arch.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+            raise WeightsError(
+                f"{path}: architecture.{key} must be an integer from 1 to {MAX_SIZE}, got {value!r}"
+            )
+        sizes[key] = value
+    return sizes
 
 
 def load_generator(folder: Path) -> tuple[Generator, dict]:
@@ -93,12 +114,10 @@ def load_generator(folder: Path) -> tuple[Generator, dict]:
         raise WeightsError(f"{weights}: file not found")
     if sha256_of(weights) != metadata.get("sha256"):
         raise WeightsError(f"{weights}: sha256 does not match {METADATA_NAME} (damaged or replaced)")
-    arch = metadata.get("architecture", {})
-    if arch.get("name") != ARCHITECTURE:
-        raise WeightsError(f"{folder / METADATA_NAME}: unknown architecture {arch.get('name')!r}")
-    gen = Generator(z_size=arch["z_size"], ch=arch["ch"], n_classes=arch["n_classes"])
+    gen = Generator(**architecture_sizes(metadata, folder / METADATA_NAME))
     try:
-        chainer.serializers.load_npz(str(weights), gen)
+        with open(weights, "rb") as f:  # numpy leaks its own handle when the zip is damaged
+            chainer.serializers.load_npz(f, gen)
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise WeightsError(f"{weights}: does not fit the architecture ({error})") from None
     return gen, metadata

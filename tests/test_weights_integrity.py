@@ -1,0 +1,116 @@
+"""Start-up checks of the shipped weights: damaged files stop the app with one line, never half a site."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import lively_generator, save
+from test_web_server import ROOT, free_port, web_command
+
+import app as app_module
+from app import EXIT_BAD_WEIGHTS, create_app
+from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, save_generator, sha256_of
+from model.net import Generator
+
+
+def edit_metadata(folder: Path, **architecture) -> None:
+    """Change generator.json's architecture, keeping the (still matching) sha256 of the npz."""
+    metadata = json.loads((folder / METADATA_NAME).read_text())
+    metadata["architecture"].update(architecture)
+    (folder / METADATA_NAME).write_text(json.dumps(metadata))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def replace_npz(folder: Path) -> None:
+    other = save(lively_generator(seed=1), folder / "other", "other weights")
+    (folder / WEIGHTS_NAME).write_bytes((other / WEIGHTS_NAME).read_bytes())
+
+
+def truncate_consistently(folder: Path) -> None:
+    """A truncated npz whose sha256 was (wrongly) recorded as it is: the npz itself must be refused."""
+    truncate(folder / WEIGHTS_NAME)
+    metadata = json.loads((folder / METADATA_NAME).read_text())
+    metadata["sha256"] = sha256_of(folder / WEIGHTS_NAME)
+    (folder / METADATA_NAME).write_text(json.dumps(metadata))
+
+
+DAMAGES = {
+    "missing npz": (lambda folder: (folder / WEIGHTS_NAME).unlink(), "generator.npz: file not found"),
+    "missing json": (lambda folder: (folder / METADATA_NAME).unlink(), "generator.json: file not found"),
+    "truncated npz": (lambda folder: truncate(folder / WEIGHTS_NAME), "sha256 does not match"),
+    "truncated json": (lambda folder: truncate(folder / METADATA_NAME), "not valid JSON"),
+    "truncated npz, matching sha256": (truncate_consistently, "does not fit the architecture"),
+    "replaced npz": (replace_npz, "sha256 does not match"),
+    "wrong shape": (lambda folder: edit_metadata(folder, ch=32), "does not fit the architecture"),
+    "absurd size": (lambda folder: edit_metadata(folder, ch=10**9), "architecture.ch must be an integer"),
+    "size of the wrong type": (lambda folder: edit_metadata(folder, z_size="100"), "architecture.z_size"),
+    "not an object": (lambda folder: (folder / METADATA_NAME).write_text("[]"), "not a JSON object"),
+}
+
+
+@pytest.fixture
+def weights(tmp_path) -> Path:
+    return save(lively_generator(), tmp_path / "weights", "weights to damage")
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
+def test_damaged_weights_stop_create_app_with_a_message_naming_the_problem(weights, damage):
+    spoil, message = DAMAGES[damage]
+    spoil(weights)
+    with pytest.raises(WeightsError, match=message):
+        create_app({"GENERATOR_DIR": str(weights)})
+
+
+def test_a_generator_for_other_labels_is_refused(tmp_path):
+    save_generator(Generator(ch=8, n_classes=3), tmp_path, {"epochs": 0})
+    with pytest.raises(WeightsError, match="3 label inputs, the app needs 10"):
+        create_app({"GENERATOR_DIR": str(tmp_path)})
+
+
+def test_an_empty_weights_folder_starts_and_says_nothing_is_trained(tmp_path):
+    app = create_app({"GENERATOR_DIR": str(tmp_path)})
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 503
+    assert "no generator.json or generator.npz" in health.json["error"]
+    assert "train.py --export" in health.json["error"]
+
+
+def test_the_module_level_app_exits_with_one_line(weights, monkeypatch, capsys):
+    (weights / WEIGHTS_NAME).write_bytes(b"damaged")
+    monkeypatch.setenv("GENERATOR_DIR", str(weights))
+    with pytest.raises(SystemExit) as exit_info:
+        app_module.serve()
+    assert exit_info.value.code == EXIT_BAD_WEIGHTS != 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"app: error: the generator's weights failed their check: {weights / WEIGHTS_NAME}: "
+        "sha256 does not match generator.json (damaged or replaced)"
+    ]
+
+
+def test_the_shipped_weights_pass_their_check_if_there_are_any():
+    folder = ROOT / "weights"
+    if not (folder / METADATA_NAME).exists() and not (folder / WEIGHTS_NAME).exists():
+        pytest.skip("no weights shipped yet")
+    create_app({"GENERATOR_DIR": str(folder)})
+
+
+@pytest.mark.slow
+def test_gunicorn_stops_at_once_on_damaged_weights_instead_of_restarting_workers(weights):
+    truncate(weights / WEIGHTS_NAME)
+    env = {**os.environ, "PORT": str(free_port()), "HOST": "127.0.0.1", "GENERATOR_DIR": str(weights)}
+    env.pop("WEB_CONCURRENCY", None)
+    done = subprocess.run(web_command(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == EXIT_BAD_WEIGHTS, output
+    # Two workers (WEB_CONCURRENCY's default) and none started again; the master may stop the second
+    # before it has said anything.
+    assert output.count("Booting worker") == 2, output
+    assert 1 <= output.count("app: error: the generator's weights failed their check:") <= 2, output
+    assert "sha256 does not match" in output and "App failed to load" in output
+    assert "Traceback" not in output
