@@ -7,7 +7,7 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CHAINER_WARN_VERSION_MISMATCH := 0
 
-.PHONY: run test lint chromium
+.PHONY: run test lint chromium mpi openmpi
 
 $(VENV)/.web: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ $(VENV)/.web: requirements.txt constraints.txt
 $(VENV)/.dev: $(VENV)/.web requirements-train.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
+
+# Data-parallel training under mpiexec (train.py --communicator) and its tests.
+$(VENV)/.mpi: $(VENV)/.dev requirements-mpi.txt
+	$(BIN)/pip install -q -r requirements-mpi.txt
+	touch $@
+
+mpi: $(VENV)/.mpi openmpi
 
 run: $(VENV)/.web
 	$(BIN)/gunicorn app:app
@@ -31,7 +38,17 @@ chromium:
 		echo "warning: /usr/bin/chromium is missing; run 'sudo make chromium', or the browser test is skipped"; \
 	fi
 
-test: $(VENV)/.dev chromium
+# mpi4py's wheel needs an MPI library and mpiexec: Debian's Open MPI, installed here when root.
+openmpi:
+	@if command -v mpiexec >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			openmpi-bin libopenmpi-dev; \
+	else \
+		echo "warning: mpiexec is missing; run 'sudo make openmpi', or the multi-process tests are skipped"; \
+	fi
+
+test: $(VENV)/.dev chromium mpi
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -2,6 +2,7 @@
 
 python train.py --data ../shared/mnist --epoch 1 --limit 2000 --out result
 python train.py --device 0 --epoch 30 --export weights/      # on a GPU (CuPy)
+mpiexec -n 8 python train.py --communicator pure_nccl --global-bn   # data-parallel on 8 GPUs
 """
 
 import argparse
@@ -19,6 +20,8 @@ from model.export import save_generator
 from model.extensions import GeneratorAverage, export_generator, generator_metadata, preview, preview_grid
 from model.net import Discriminator, Generator
 from model.updater import ConditionalGANUpdater
+
+COMMUNICATORS = ("naive", "pure_nccl")  # ChainerMN's names: CPU processes, or one GPU per process
 
 
 def positive_int(text: str) -> int:
@@ -48,11 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--device",
         "-d",
-        default="-1",
-        help="Chainer device: -1 or @numpy for the CPU, 0 or @cupy:0 for GPU 0",
+        default=None,
+        help="Chainer device: -1 or @numpy for the CPU (default), 0 or @cupy:0 for GPU 0",
     )
     parser.add_argument("--epoch", "-e", type=positive_int, default=30, help="epochs to train")
-    parser.add_argument("--batchsize", "-b", type=positive_int, default=64, help="images per batch")
+    parser.add_argument(
+        "--batchsize", "-b", type=positive_int, default=64, help="images per batch (per process under MPI)"
+    )
     parser.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate")
     parser.add_argument("--beta1", type=unit_float, default=0.5, help="Adam beta1")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and noise")
@@ -97,7 +102,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--gen-ch", type=positive_int, default=128, help="generator channel width")
     parser.add_argument("--dis-ch", type=positive_int, default=64, help="discriminator channel width")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--communicator",
+        choices=COMMUNICATORS,
+        default=None,
+        help="train data-parallel under mpiexec with this ChainerMN communicator: naive (CPU) or "
+        "pure_nccl (one GPU per process, numbered by its rank on its node); needs requirements-mpi.txt",
+    )
+    parser.add_argument(
+        "--global-bn",
+        action="store_true",
+        help="with --communicator: batch normalization over the global batch of all processes "
+        "(ChainerMN's MultiNodeBatchNormalization) instead of each process's own",
+    )
+    args = parser.parse_args(argv)
+    if args.global_bn and args.communicator is None:
+        parser.error("--global-bn needs --communicator")
+    if args.communicator == "pure_nccl" and args.device is not None:
+        parser.error("--device: --communicator pure_nccl gives each process the GPU of its rank on its node")
+    return args
 
 
 def every_or_at_end(iterations: int, epochs: int):
@@ -107,26 +130,45 @@ def every_or_at_end(iterations: int, epochs: int):
     return lambda trainer: every(trainer) | end(trainer)
 
 
-def build_trainer(args: argparse.Namespace, dataset, device) -> training.Trainer:
-    """Networks, optimizers, updater and extensions, ready to run."""
+def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> training.Trainer:
+    """Networks, optimizers, updater and extensions, ready to run.
+
+    With a ChainerMN communicator `comm`, `dataset` is rank 0's (the others may pass None): each
+    process trains on its shard, and rank 0 alone reports, previews, snapshots and exports.
+    """
     np.random.seed(args.seed)
     gen = Generator(ch=args.gen_ch)
     dis = Discriminator(ch=args.dis_ch)
+    if comm is not None:
+        from model import distributed
+
+        if args.global_bn:
+            gen, dis = (distributed.global_batch_norm(net, comm) for net in (gen, dis))
     gen.to_device(device)
     dis.to_device(device)
     optimizers = []
     for net in (gen, dis):
         optimizer = chainer.optimizers.Adam(alpha=args.lr, beta1=args.beta1)
         optimizer.setup(net)
-        optimizers.append(optimizer)
+        optimizers.append(optimizer if comm is None else distributed.averaging_gradients(optimizer, comm))
 
+    # Under MPI the shards have equal lengths, so the processes shuffle and draw alike and keep
+    # equal random states: rank 0's snapshot then resumes every process.
+    shard = dataset if comm is None else distributed.shard(dataset, comm)
     rng = np.random.RandomState(args.seed)
     iterator = chainer.iterators.SerialIterator(
-        dataset, args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng)
+        shard, args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng)
     )
-    updater = ConditionalGANUpdater(iterator, *optimizers, device=device, rng=rng)
+    process = {} if comm is None else {"rank": comm.rank, "size": comm.size}
+    updater = ConditionalGANUpdater(iterator, *optimizers, device=device, rng=rng, **process)
     trainer = training.Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
+    if comm is None or comm.rank == 0:
+        extend_writers(trainer, args, gen, run_info(args, dataset, comm))
+    return trainer
 
+
+def extend_writers(trainer: training.Trainer, args: argparse.Namespace, gen, info: dict) -> None:
+    """The generator average and everything that reports or writes files."""
     average = GeneratorAverage(gen, args.ema)
     trainer.extend(average)
     # Triggers keep state, so each extension gets its own.
@@ -136,10 +178,7 @@ def build_trainer(args: argparse.Namespace, dataset, device) -> training.Trainer
     )
     trainer.extend(
         export_generator(
-            average.averaged,
-            args.out,
-            every_or_at_end(args.snapshot_interval, args.epoch),
-            run_info(args, dataset),
+            average.averaged, args.out, every_or_at_end(args.snapshot_interval, args.epoch), info
         )
     )
     trainer.extend(preview(average.averaged, args.out))
@@ -155,12 +194,11 @@ def build_trainer(args: argparse.Namespace, dataset, device) -> training.Trainer
                 trigger=(args.log_interval, "iteration"),
             )
         )
-    return trainer
 
 
-def run_info(args: argparse.Namespace, dataset) -> dict:
+def run_info(args: argparse.Namespace, dataset, comm=None) -> dict:
     """What the exported metadata says about this run."""
-    return {
+    info = {
         "data": str(args.data) if args.data else "chainer.datasets.get_mnist",
         "train_images": len(dataset),
         "seed": args.seed,
@@ -170,38 +208,70 @@ def run_info(args: argparse.Namespace, dataset) -> dict:
         "discriminator_ch": args.dis_ch,
         "ema_decay": args.ema,
     }
+    if comm is not None:
+        info["processes"] = comm.size
+    return info
+
+
+def shared_error(comm, error: str | None) -> str | None:
+    """Under MPI, the first process's error on every process, so that all of them stop together."""
+    if comm is not None:
+        errors = comm.allreduce_obj([error] if error else [])
+        error = errors[0] if errors else None
+    return error
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    comm = None
+    if args.communicator is not None:
+        try:
+            from model import distributed
+
+            comm = distributed.communicator(args.communicator)
+        except Exception as error:  # no mpi4py or MPI library; for pure_nccl no CuPy, NCCL or GPU
+            print(f"train.py: error: --communicator {args.communicator}: {error}", file=sys.stderr)
+            return 2
+    rank = 0 if comm is None else comm.rank
 
     def fail(message: str) -> int:
-        print(f"train.py: error: {message}", file=sys.stderr)
+        if rank == 0:
+            print(f"train.py: error: {message}", file=sys.stderr)
         return 2
 
+    spec = distributed.gpu_of(comm) if args.communicator == "pure_nccl" else args.device or "-1"
+    error = None
     try:
-        device = chainer.get_device(args.device)
+        device = chainer.get_device(spec)
         device.use()
-    except Exception as error:  # Chainer raises several types for a bad or unusable device spec
-        return fail(f"--device {args.device}: {error}")
-    try:
-        dataset = load_mnist(args.data, args.limit)
-    except DataError as error:
-        return fail(str(error))
+    except Exception as exception:  # Chainer raises several types for a bad or unusable device spec
+        error = f"--device {spec}: {exception}"
+    if error := shared_error(comm, error):
+        return fail(error)
+    dataset = None
+    if rank == 0:  # under MPI, rank 0 reads the data and scatters it
+        try:
+            dataset = load_mnist(args.data, args.limit)
+        except DataError as exception:
+            error = str(exception)
+    if error := shared_error(comm, error):
+        return fail(error)
 
-    trainer = build_trainer(args, dataset, device)
-    if args.resume is not None:
+    trainer = build_trainer(args, dataset, device, comm)
+    if args.resume is not None:  # under MPI, every process loads rank 0's snapshot
         try:
             chainer.serializers.load_npz(str(args.resume), trainer)
         except FileNotFoundError:
-            return fail(f"--resume {args.resume}: file not found")
-        except Exception as error:  # a damaged or foreign npz raises many types
-            return fail(f"--resume {args.resume}: not a snapshot of this trainer ({error})")
+            error = f"--resume {args.resume}: file not found"
+        except Exception as exception:  # a damaged or foreign npz raises many types
+            error = f"--resume {args.resume}: not a snapshot of this trainer ({exception})"
+    if error := shared_error(comm, error):
+        return fail(error)
     trainer.run()
 
-    if args.export is not None:
+    if args.export is not None and rank == 0:
         gen = trainer.get_extension("GeneratorAverage").averaged
-        save_generator(gen, args.export, generator_metadata(trainer, run_info(args, dataset)))
+        save_generator(gen, args.export, generator_metadata(trainer, run_info(args, dataset, comm)))
         Image.fromarray(preview_grid(gen)).save(args.export / "preview.png")
         print(f"exported the generator to {args.export}")
     return 0

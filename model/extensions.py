@@ -67,11 +67,12 @@ def preview(gen, out: Path):
 def generator_metadata(trainer, run_info: dict) -> dict:
     """Run facts plus how far training has come, for generator.json."""
     updater = trainer.updater
+    global_batch = updater.get_iterator("main").batch_size * run_info.get("processes", 1)
     return {
         **run_info,
         "epochs": updater.epoch_detail,
         "iterations": updater.iteration,
-        "images_seen": updater.iteration * updater.get_iterator("main").batch_size,
+        "images_seen": updater.iteration * global_batch,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 

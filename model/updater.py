@@ -25,15 +25,35 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     update() clears its own gradients first, so G's step uses only G's loss.
     Noise comes from `rng`, whose state is saved in snapshots so that a resumed
     run draws exactly the noise an uninterrupted run would.
+
+    In data-parallel training, process `rank` of `size` gets the batches of its own data shard
+    and the same seed as all the others.
     """
 
-    def __init__(self, iterator, gen_optimizer, dis_optimizer, device, rng: np.random.RandomState):
+    def __init__(
+        self,
+        iterator,
+        gen_optimizer,
+        dis_optimizer,
+        device,
+        rng: np.random.RandomState,
+        rank: int = 0,
+        size: int = 1,
+    ):
         super().__init__(iterator, {"gen": gen_optimizer, "dis": dis_optimizer}, device=device)
         self.rng = rng
+        self.rank = rank
+        self.size = size
 
     def sample_noise(self, n: int, z_size: int) -> np.ndarray:
-        """Training noise, uniform in [-1, 1), on the CPU (so CPU and GPU runs draw the same)."""
-        return self.rng.uniform(-1, 1, (n, z_size)).astype(np.float32)
+        """Training noise, uniform in [-1, 1), on the CPU (so CPU and GPU runs draw the same).
+
+        Every process draws the noise of the whole global batch and keeps its own rows, so the
+        noise depends on the seed and the global batch, not on the number of processes, and the
+        processes' random states stay equal (rank 0's snapshot resumes them all).
+        """
+        z = self.rng.uniform(-1, 1, (n * self.size, z_size)).astype(np.float32)
+        return z[self.rank * n : (self.rank + 1) * n]
 
     def update_core(self):
         gen_optimizer = self.get_optimizer("gen")

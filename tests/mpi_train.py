@@ -1,0 +1,68 @@
+"""train.py for tests/test_distributed.py: also writes each process's weights after every update.
+
+python tests/mpi_train.py [--in-order] [--crash-rank R] TRAIN_FLAGS...    (alone or under mpiexec)
+
+The weights land in OUT/weights/rank{R}_iter{I}.npz. --in-order keeps the data set's order (and
+draws no random numbers for shuffling), so that N processes see, step by step, the images and
+noise that one process sees with an N times larger batch. --crash-rank R raises an exception on
+rank R after its first update.
+"""
+
+import sys
+from pathlib import Path
+
+import chainer
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import train  # noqa: E402
+
+
+class InOrder(chainer.iterators.OrderSampler):
+    """Stands in for ShuffleOrderSampler(rng) and leaves the order (and rng) alone."""
+
+    def __init__(self, rng):
+        pass
+
+    def __call__(self, current_order, current_position):
+        return current_order
+
+
+def record_weights(folder: Path, rank: int, crash: bool):
+    @chainer.training.make_extension(trigger=(1, "iteration"))
+    def write_weights(trainer):
+        updater = trainer.updater
+        serializer = chainer.serializers.DictionarySerializer()
+        for name in ("gen", "dis"):
+            serializer[name].save(updater.get_optimizer(name).target)
+        np.savez(folder / f"rank{rank}_iter{updater.iteration}.npz", **serializer.target)
+        if crash:
+            raise RuntimeError(f"planned crash on rank {rank}")
+
+    return write_weights
+
+
+def main(argv: list[str]) -> int:
+    crash_rank = None
+    if "--crash-rank" in argv:
+        at = argv.index("--crash-rank")
+        crash_rank = int(argv[at + 1])
+        del argv[at : at + 2]
+    if "--in-order" in argv:
+        argv.remove("--in-order")
+        chainer.iterators.ShuffleOrderSampler = InOrder
+    build_trainer = train.build_trainer
+
+    def build_and_record(args, dataset, device, comm=None):
+        trainer = build_trainer(args, dataset, device, comm)
+        rank = 0 if comm is None else comm.rank
+        (args.out / "weights").mkdir(parents=True, exist_ok=True)
+        trainer.extend(record_weights(args.out / "weights", rank, rank == crash_rank))
+        return trainer
+
+    train.build_trainer = build_and_record
+    return train.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
