@@ -19,7 +19,7 @@ import numpy as np
 
 from model.net import IMAGE_SIZE, N_CLASSES
 
-ARCHITECTURE = "mnist-cnn-conv3x3x2-fc"
+ARCHITECTURE = "mnist-cnn-conv3x3x4-fc"
 WEIGHTS_NAME = "classifier.npz"
 METADATA_NAME = "classifier.json"
 
@@ -45,17 +45,23 @@ class Classifier(chainer.Chain):
         self.n_classes = n_classes
         self.dropout = dropout
         with self.init_scope():
-            self.c1 = L.Convolution2D(1, ch, 3, pad=1, nobias=True)
-            self.bn1 = L.BatchNormalization(ch)
-            self.c2 = L.Convolution2D(ch, ch * 2, 3, pad=1, nobias=True)
-            self.bn2 = L.BatchNormalization(ch * 2)
+            self.c1a = L.Convolution2D(1, ch, 3, pad=1, nobias=True)
+            self.bn1a = L.BatchNormalization(ch)
+            self.c1b = L.Convolution2D(ch, ch, 3, pad=1, nobias=True)
+            self.bn1b = L.BatchNormalization(ch)
+            self.c2a = L.Convolution2D(ch, ch * 2, 3, pad=1, nobias=True)
+            self.bn2a = L.BatchNormalization(ch * 2)
+            self.c2b = L.Convolution2D(ch * 2, ch * 2, 3, pad=1, nobias=True)
+            self.bn2b = L.BatchNormalization(ch * 2)
             self.fc = L.Linear(ch * 2 * (IMAGE_SIZE // 4) ** 2, n_features)
             self.out = L.Linear(n_features, n_classes)
 
     def logits_and_features(self, x):
         """(logits (n, 10), penultimate features (n, n_features)) as Variables."""
-        h = max_pool_2x2(F.relu(self.bn1(self.c1(x))))  # 14x14
-        h = max_pool_2x2(F.relu(self.bn2(self.c2(h))))  # 7x7
+        h = F.relu(self.bn1a(self.c1a(x)))
+        h = max_pool_2x2(F.relu(self.bn1b(self.c1b(h))))  # 14x14
+        h = F.relu(self.bn2a(self.c2a(h)))
+        h = max_pool_2x2(F.relu(self.bn2b(self.c2b(h))))  # 7x7
         features = F.relu(self.fc(F.dropout(h, self.dropout)))
         return self.out(F.dropout(features, self.dropout)), features
 

@@ -144,7 +144,7 @@ def sweep_passes(p_target: np.ndarray, tolerance: float = MONOTONE_TOLERANCE) ->
     monotone too.
     """
     p_target = np.asarray(p_target)
-    return is_monotone(p_target, tolerance) and p_target[0] < 0.5 < p_target[-1]
+    return bool(is_monotone(p_target, tolerance) and p_target[0] < 0.5 < p_target[-1])
 
 
 def quality_bar(

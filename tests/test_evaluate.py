@@ -6,6 +6,8 @@ return such images (by the seed's index, as a real generator maps noise to an im
 good, collapsed, mislabelled and badly mixing generators.
 """
 
+import json
+
 import chainer
 import chainer.functions as F
 import numpy as np
@@ -110,6 +112,7 @@ def test_a_perfect_generator_scores_like_real_data(classifier, real, pool):
     # Switching digit where the label's weights cross gives a step from 0 to 1: monotone.
     assert all(s["pass"] for s in report["sweeps"])
     assert report["quality_bar"]["pass"]
+    assert json.loads(json.dumps(report)) == report  # plain JSON types only, as evaluate.py writes it
 
 
 def test_a_collapsed_generator_fails_on_diversity_and_frechet_distance(classifier, real, pool):
