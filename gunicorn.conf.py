@@ -22,10 +22,18 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# Heroku's router gives up after 30 s; the slowest request (a 16x16 grid) takes well under 1 s.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# app.py caps every request near 100 ms of CPU, so a worker silent for 20 s is stuck: restart it
+# before Heroku's router gives up (30 s).
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "20"))
 graceful_timeout = 10
 keepalive = 5
+# Far above what the page and the API send (a GET /generate URL is under 300 bytes). Past them
+# gunicorn answers 400 itself; request bodies are capped by Flask's MAX_CONTENT_LENGTH (413).
+limit_request_line = 2048
+limit_request_fields = 50
+limit_request_field_size = 8190
+# Never Flask's debug mode behind gunicorn, whatever the environment says.
+raw_env = ["FLASK_DEBUG=0"]
 
 accesslog = "-"
 errorlog = "-"
