@@ -1,0 +1,68 @@
+"""Security headers on every kind of answer, and a policy that allows no inline code and no framing."""
+
+import pytest
+
+import app as app_module
+from app import SECURITY_HEADERS, create_app
+
+QUERY = "labels=0,0,1,0,0,0,0,0,0,0&seed=42"
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    return {name: values for name, *values in (part.split() for part in policy.split(";") if part.strip())}
+
+
+def assert_secured(response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, name
+    response.close()
+
+
+def test_the_policy_allows_only_this_site_and_no_inline_code_or_framing():
+    policy = directives(SECURITY_HEADERS["Content-Security-Policy"])
+    assert policy["default-src"] == ["'self'"]
+    assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"] and policy["object-src"] == ["'none'"]
+    assert not any("unsafe" in value for values in policy.values() for value in values)
+    assert SECURITY_HEADERS["X-Content-Type-Options"] == "nosniff"
+    assert SECURITY_HEADERS["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/"),
+        ("get", f"/generate?{QUERY}"),
+        ("get", "/static/app.js"),
+        ("get", "/healthz"),
+        ("get", "/nowhere"),
+        ("delete", "/grid"),
+        ("post", "/grid"),
+    ],
+)
+def test_every_answer_carries_the_headers(client, method, path):
+    assert_secured(getattr(client, method)(path))
+
+
+def test_a_304_carries_the_headers(client):
+    etag = client.get(f"/generate?{QUERY}").headers["ETag"]
+    response = client.get(f"/generate?{QUERY}", headers={"If-None-Match": etag})
+    assert response.status_code == 304
+    assert_secured(response)
+
+
+def test_a_500_carries_the_headers_and_no_details(generator_dir, monkeypatch):
+    app = create_app({"GENERATOR_DIR": str(generator_dir)})  # not TESTING: the error handler answers
+
+    def broken(*args):
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(app_module, "generate", broken)
+    monkeypatch.setattr(app.logger, "disabled", True)
+    response = app.test_client().get(f"/generate?{QUERY}")
+    assert response.status_code == 500 and "secret" not in response.get_data(as_text=True)
+    assert_secured(response)
+
+
+def test_a_503_without_weights_carries_the_headers(tmp_path):
+    assert_secured(create_app({"GENERATOR_DIR": str(tmp_path)}).test_client().get("/healthz"))
