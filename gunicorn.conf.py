@@ -28,7 +28,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "20"))
 graceful_timeout = 10
 keepalive = 5
 # Far above what the page and the API send (a GET /generate URL is under 300 bytes). Past them
-# gunicorn answers 400 itself; request bodies are capped by Flask's MAX_CONTENT_LENGTH (413).
+# gunicorn itself answers 400 or 414 (plain text: the app never sees the request); request bodies
+# are capped by Flask's MAX_CONTENT_LENGTH (a JSON 413).
 limit_request_line = 2048
 limit_request_fields = 50
 limit_request_field_size = 8190
