@@ -73,8 +73,13 @@ def evaluate_generator(
     sweep_steps: int = 21,
     sweep_seeds: int = 32,
     batchsize: int = 500,
+    training: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
-    """Every number of the evaluation as a JSON-ready dict (see the README for what each means)."""
+    """Every number of the evaluation as a JSON-ready dict (see the README for what each means).
+
+    `training` (images, labels), when given, adds the Fréchet distance of the training images
+    themselves to the real half: what a generator that copied its training data would score.
+    """
     digits = np.repeat(np.arange(N_CLASSES), per_class)
     seeds = np.tile(np.arange(per_class), N_CLASSES)
     gen_probs, gen_features = generated_outputs(gen, clf, one_hot(digits), seeds, batchsize)
@@ -87,6 +92,17 @@ def evaluate_generator(
     generated_k = np.flatnonzero(seeds < k)
     frechet = metrics.frechet_distance_of(gen_features[generated_k], real_features[half_a])
     baseline = metrics.frechet_distance_of(real_features[half_b], real_features[half_a])
+
+    reference = {}
+    if training is not None:
+        train_a, _, train_k = metrics.balanced_halves(training[1], k)
+        train_features = predict(clf, training[0][train_a], batchsize)[1]
+        copy_frechet = metrics.frechet_distance_of(train_features, real_features[half_a])
+        reference = {
+            "training_images_vs_real": round(copy_frechet, 4),
+            "training_images_ratio": round(copy_frechet / baseline, 3) if baseline > 0 else None,
+            "training_images_per_class": train_k,
+        }
 
     gen_diversity = metrics.class_diversity(gen_features, digits)
     real_diversity = metrics.class_diversity(real_features, real_labels)
@@ -111,6 +127,7 @@ def evaluate_generator(
             "features": int(gen_features.shape[1]),
             "note": "generated seeds 0..k-1 vs real half A; real half B vs real half A; "
             "disjoint, class-balanced halves of the real images",
+            **reference,
         },
         "diversity": {
             "generated": gen_diversity.round(4).tolist(),
@@ -178,6 +195,11 @@ def table(report: dict) -> str:
         f"Fréchet distance: {fd['generated_vs_real']:.3f}, real-vs-real {fd['real_vs_real']:.3f}, "
         f"ratio {fd['ratio']} ({fd['set_size']} images per set)",
     ]
+    if "training_images_vs_real" in fd:
+        lines.append(
+            f"Fréchet distance of the training images themselves: {fd['training_images_vs_real']:.3f}, "
+            f"ratio {fd['training_images_ratio']} (what copying the training data would score)"
+        )
     for s in report["sweeps"]:
         lines.append(
             f"sweep {s['source']}→{s['target']}: P({s['target']}) {s['p_target'][0]:.3f} → "
@@ -282,9 +304,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_real(folder: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """The real MNIST test images (float32 (n, 1, 28, 28) in [0, 1]) and labels."""
-    images, labels = concat_examples(load_mnist(folder, train=False)[:])
+def load_real(folder: Path | None, train: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Real MNIST test (or training) images, float32 (n, 1, 28, 28) in [0, 1], and labels."""
+    images, labels = concat_examples(load_mnist(folder, train=train)[:])
     return images, labels.astype(np.int64)
 
 
@@ -307,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{args.generator}: generator has {gen.n_classes} label inputs, expected {N_CLASSES}")
     try:
         real_images, real_labels = load_real(args.data)
+        training = load_real(args.data, train=True)
     except DataError as error:
         return fail(str(error))
     except OSError as error:  # Chainer's download: no network, no disk space, ...
@@ -331,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             args.sweep_steps,
             args.sweep_seeds,
             args.batchsize,
+            training,
         )
     except ValueError as error:  # e.g. a real data set missing a digit
         return fail(f"{args.data}: {error}")

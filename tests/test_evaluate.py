@@ -164,3 +164,16 @@ def test_the_frechet_sets_shrink_to_fit_the_smallest_real_class(classifier, real
     keep = np.flatnonzero((labels != 7) | (np.arange(len(labels)) % 100 < 30))  # 30 sevens left
     report = run(PoolGenerator(pool, strongest), classifier, (images[keep], labels[keep]))
     assert report["frechet"]["images_per_class"] == 15
+
+
+def test_the_training_images_reference_scores_a_copy_of_the_training_data(classifier, real, pool):
+    """Training data from the real distribution scores about 1x the baseline; shifted data far more."""
+    same = synthetic_set(100, seed=5)
+    shifted = (np.roll(same[0], 3, axis=3), same[1])
+    generator = PoolGenerator(pool, strongest)
+    kwargs = {"per_class": 60, "sweep_steps": 3, "sweep_seeds": 2, "batchsize": 128}
+    like_real = evaluate_generator(generator, classifier, *real, training=same, **kwargs)["frechet"]
+    unlike_real = evaluate_generator(generator, classifier, *real, training=shifted, **kwargs)["frechet"]
+    assert like_real["training_images_per_class"] == 50
+    assert like_real["training_images_ratio"] < 2
+    assert unlike_real["training_images_ratio"] > 2 * like_real["training_images_ratio"]
