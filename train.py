@@ -15,6 +15,7 @@ from chainer import training
 from chainer.training import extensions
 from PIL import Image
 
+from model import cpu_conv
 from model.data import DataError, load_mnist
 from model.export import save_generator
 from model.extensions import GeneratorAverage, export_generator, generator_metadata, preview, preview_grid
@@ -137,6 +138,7 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
     process trains on its shard, and rank 0 alone reports, previews, snapshots and exports.
     """
     np.random.seed(args.seed)
+    cpu_conv.install()  # same results, about 1.5x the CPU throughput (bench/train_speed.py)
     gen = Generator(ch=args.gen_ch)
     dis = Discriminator(ch=args.dis_ch)
     if comm is not None:

@@ -2,6 +2,7 @@
 
     python -m bench.train_speed --device -1 --batchsize 64 --iterations 30
     python -m bench.train_speed --device 0                      # GPU: CuPy end to end
+    python -m bench.train_speed --kernels chainer               # Chainer's own CPU convolutions
 
 Uses random images (no data set needed); the work per iteration is the same as on MNIST.
 """
@@ -15,6 +16,7 @@ import numpy as np
 from chainer.datasets import TupleDataset
 
 from bench.machine import machine_info
+from model import cpu_conv
 from train import build_trainer, parse_args
 
 
@@ -32,6 +34,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     parser.add_argument("--gen-ch", type=int, default=128)
     parser.add_argument("--dis-ch", type=int, default=64)
+    parser.add_argument(
+        "--kernels", choices=("fast", "chainer"), default="fast", help="CPU convolutions (model/cpu_conv.py)"
+    )
     args = parser.parse_args()
 
     device = chainer.get_device(args.device)
@@ -53,6 +58,8 @@ def main() -> None:
         ]
     )
     updater = build_trainer(train_args, dataset, device).updater
+    if args.kernels == "chainer":
+        cpu_conv.uninstall()  # build_trainer installed the fast ones
 
     for _ in range(args.warmup):
         updater.update()
@@ -74,6 +81,7 @@ def main() -> None:
                 "gen_ch": args.gen_ch,
                 "dis_ch": args.dis_ch,
                 "iterations": args.iterations,
+                "kernels": args.kernels,
                 "images_per_s": round(args.batchsize * args.iterations / seconds, 1),
                 "ms_per_iteration": round(1000 * seconds / args.iterations, 2),
                 "all_parameters_on_device": on_device,

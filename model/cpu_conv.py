@@ -1,0 +1,120 @@
+"""Faster NumPy kernels for Chainer's 2-D convolutions on the CPU; same parameters, same results.
+
+Chainer's CPU convolution builds im2col columns as (n, c, kh, kw, oh, ow) with one tiny strided copy
+per row of output pixels, then `tensordot` transposes them into yet another copy, and the answer is
+a non-contiguous view that the next reshape copies again: in a cDCGAN step these copies cost more
+than the matrix products. Here the padded input is split once into its stride phases, so that every
+kernel tap's columns are one contiguous run per (channel, image) plane, laid out (c*kh*kw, n*pixels)
+for a single BLAS product whose result needs one small transpose. Each output row carries a few
+extra columns (the phase plane's width) that are computed and dropped, or zero in gradients.
+
+`install()` swaps these kernels into Chainer's Convolution2D, its weight gradient and
+Deconvolution2D (which is also the convolution's input gradient) for the common case: no dilation,
+no cover_all, one group. Anything else, and every GPU array, keeps Chainer's own code.
+"""
+
+import numpy as np
+from chainer.functions.connection import convolution_2d, deconvolution_2d
+
+_ORIGINAL = {
+    "conv": convolution_2d.Convolution2DFunction._forward_cpu_core,
+    "grad_w": convolution_2d.Convolution2DGradW._forward_cpu_core,
+    "deconv": deconvolution_2d.Deconvolution2DFunction._forward_cpu_core,
+}
+
+
+def phase_columns(x: np.ndarray, kh: int, kw: int, sy: int, sx: int, ph: int, pw: int, oh: int, ow: int):
+    """im2col columns (c*kh*kw, n*oh*wq) and wq, the row width (ow plus the dropped columns)."""
+    n, c, h, w = x.shape
+    hq, wq = oh + (kh - 1) // sy + 1, ow + (kw - 1) // sx
+    padded = np.zeros((c, n, hq * sy, wq * sx), x.dtype)
+    rows, cols = min(h, hq * sy - ph), min(w, wq * sx - pw)  # input never read past the last tap
+    padded[:, :, ph : ph + rows, pw : pw + cols] = x[:, :, :rows, :cols].transpose(1, 0, 2, 3)
+    # phases[a, b] is every sy-th row from a and every sx-th column from b, flattened per plane.
+    phases = np.ascontiguousarray(padded.reshape(c, n, hq, sy, wq, sx).transpose(3, 5, 0, 1, 2, 4))
+    phases = phases.reshape(sy, sx, c, n, hq * wq)
+    col = np.empty((c, kh, kw, n, oh * wq), x.dtype)
+    for j in range(kh):
+        for i in range(kw):
+            start = (j // sy) * wq + i // sx
+            col[:, j, i] = phases[j % sy, i % sx, :, :, start : start + oh * wq]
+    return col.reshape(c * kh * kw, n * oh * wq), wq
+
+
+def conv_forward(self, x, W, b):
+    """Convolution2DFunction on the CPU: W (oc, c, kh, kw) over x (n, c, h, w)."""
+    if not _handled(self):
+        return _ORIGINAL["conv"](self, x, W, b)
+    out_c, _, kh, kw = W.shape
+    oh, ow = self._get_out_size(x.shape, W.shape)
+    col, wq = phase_columns(x, kh, kw, self.sy, self.sx, self.ph, self.pw, oh, ow)
+    y = (W.reshape(out_c, -1) @ col).reshape(out_c, len(x), oh, wq)[..., :ow]
+    y = np.ascontiguousarray(y.transpose(1, 0, 2, 3), dtype=x.dtype)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return (y,)
+
+
+def conv_grad_w(self, x, gy):
+    """Convolution2DGradW on the CPU: the weight gradient (oc, c, kh, kw)."""
+    if not _handled(self):
+        return _ORIGINAL["grad_w"](self, x, gy)
+    n, out_c, oh, ow = gy.shape
+    col, wq = phase_columns(x, self.kh, self.kw, self.sy, self.sx, self.ph, self.pw, oh, ow)
+    gy_rows = np.zeros((out_c, n, oh, wq), gy.dtype)  # the dropped columns get no gradient
+    gy_rows[..., :ow] = gy.transpose(1, 0, 2, 3)
+    gW = gy_rows.reshape(out_c, -1) @ col.T
+    return (gW.reshape(out_c, x.shape[1], self.kh, self.kw).astype(self.W_dtype, copy=False),)
+
+
+def deconv_forward(self, x, W, b):
+    """Deconvolution2DFunction on the CPU: W (c, oc, kh, kw) spread over the output (n, oc, H, W)."""
+    n, _, h, w = x.shape
+    _, out_c, kh, kw = W.shape
+    sy, sx, ph, pw = self.sy, self.sx, self.ph, self.pw
+    hq, wq = h + (kh - 1) // sy + 1, w + (kw - 1) // sx
+    if not _handled(self) or hq * sy < ph + self.outh or wq * sx < pw + self.outw:
+        return _ORIGINAL["deconv"](self, x, W, b)
+    x_rows = np.zeros((x.shape[1], n, h, wq), x.dtype)  # zero columns spread zeros
+    x_rows[..., :w] = x.transpose(1, 0, 2, 3)
+    gcol = (W.reshape(len(W), -1).T @ x_rows.reshape(len(W), -1)).reshape(out_c, kh, kw, n, h * wq)
+    phases = np.zeros((sy, sx, out_c, n, hq * wq), x.dtype)
+    for j in range(kh):
+        for i in range(kw):
+            start = (j // sy) * wq + i // sx
+            phases[j % sy, i % sx, :, :, start : start + h * wq] += gcol[:, j, i]
+    phases = phases.reshape(sy, sx, out_c, n, hq, wq)
+    y = np.empty((n, out_c, self.outh, self.outw), x.dtype)
+    for a in range(sy):  # output rows r with (r + ph) % sy == a come from phase row (r + ph) // sy
+        r0 = (a - ph) % sy
+        rows = slice((r0 + ph) // sy, (r0 + ph) // sy + len(range(r0, self.outh, sy)))
+        for e in range(sx):
+            c0 = (e - pw) % sx
+            cols = slice((c0 + pw) // sx, (c0 + pw) // sx + len(range(c0, self.outw, sx)))
+            y[:, :, r0::sy, c0::sx] = phases[a, e, :, :, rows, cols].transpose(1, 0, 2, 3)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return (y,)
+
+
+def _handled(function) -> bool:
+    """The case these kernels cover; iDeep, dilation and cover_all stay with Chainer."""
+    return (
+        not function._use_ideep
+        and function.dy == function.dx == 1
+        and not getattr(function, "cover_all", False)
+    )
+
+
+def install() -> None:
+    """Use these kernels for every CPU convolution from now on (idempotent)."""
+    convolution_2d.Convolution2DFunction._forward_cpu_core = conv_forward
+    convolution_2d.Convolution2DGradW._forward_cpu_core = conv_grad_w
+    deconvolution_2d.Deconvolution2DFunction._forward_cpu_core = deconv_forward
+
+
+def uninstall() -> None:
+    """Back to Chainer's own kernels (for comparisons)."""
+    convolution_2d.Convolution2DFunction._forward_cpu_core = _ORIGINAL["conv"]
+    convolution_2d.Convolution2DGradW._forward_cpu_core = _ORIGINAL["grad_w"]
+    deconvolution_2d.Deconvolution2DFunction._forward_cpu_core = _ORIGINAL["deconv"]
