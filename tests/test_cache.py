@@ -1,0 +1,51 @@
+"""The PNG cache: hits give identical bytes without new work, the bounds hold, weights never mix."""
+
+from app import create_app
+from model.cache import LruCache
+
+DIGIT = {"labels": [0, 0, 0, 1, 0, 0, 0, 0, 0, 0], "seed": 5}
+
+
+def test_cache_hit_returns_the_same_bytes_without_making_them_again():
+    cache = LruCache(max_entries=4, max_bytes=1000)
+    calls = []
+    first = cache.get_or_make("a", lambda: calls.append(1) or b"png-a")
+    again = cache.get_or_make("a", lambda: calls.append(1) or b"other")
+    assert first == again == b"png-a" and calls == [1]
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_cache_bounds_entries_and_bytes_dropping_the_least_recently_used():
+    cache = LruCache(max_entries=3, max_bytes=25)
+    for key in "abc":
+        cache.get_or_make(key, lambda: b"x" * 8)
+    cache.get_or_make("a", lambda: b"unused")  # a is now the most recently used
+    cache.get_or_make("d", lambda: b"y" * 8)
+    assert len(cache) == 3 and cache.nbytes == 24
+    assert cache.get_or_make("a", lambda: b"new") == b"x" * 8  # kept
+    assert cache.get_or_make("b", lambda: b"new") == b"new"  # dropped
+    for i in range(100):
+        cache.get_or_make(i, lambda: b"z" * 10)
+        assert len(cache) <= 3 and cache.nbytes <= 25
+    assert cache.get_or_make("big", lambda: b"w" * 26) == b"w" * 26 and "big" not in cache._items
+
+
+def test_generate_answers_repeats_from_the_cache_with_identical_bytes(generator_dir):
+    app = create_app({"GENERATOR_DIR": str(generator_dir), "TESTING": True})
+    client, cache = app.test_client(), app.extensions["png_cache"]
+    first = client.post("/generate", json=DIGIT).data
+    second = client.post("/generate", json=DIGIT).data
+    by_get = client.get("/generate?labels=0,0,0,1,0,0,0,0,0,0&seed=5").data
+    assert first == second == by_get
+    assert (len(cache), cache.hits, cache.misses) == (1, 2, 1)
+    client.post("/generate", json={**DIGIT, "scale": 2})
+    assert len(cache) == 2
+
+
+def test_generators_with_other_weights_do_not_share_cache_entries(generator_dir, other_generator_dir):
+    app = create_app({"GENERATOR_DIR": str(generator_dir), "TESTING": True})
+    first = app.test_client().post("/generate", json=DIGIT).data
+    other = create_app({"GENERATOR_DIR": str(other_generator_dir), "TESTING": True})
+    other.extensions["png_cache"] = app.extensions["png_cache"]  # one cache, two sets of weights
+    assert other.test_client().post("/generate", json=DIGIT).data != first
+    assert len(app.extensions["png_cache"]) == 2
