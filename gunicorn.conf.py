@@ -38,8 +38,11 @@ raw_env = ["FLASK_DEBUG=0"]
 
 accesslog = "-"
 errorlog = "-"
-# Workers load the app after the fork, so a BLAS thread pool is never copied across a fork.
-preload_app = False
+# The master loads the app (and checks the weights) once before forking: damaged weights end
+# gunicorn at once with the app's one line and exit code 4 (workers failing together can race in
+# gunicorn's shutdown and end it with a traceback), and the workers share the generator's memory.
+# Safe across the fork: BLAS runs one thread (above), so there is no thread pool to copy.
+preload_app = True
 # gunicorn 25.1+ opens a control socket at one shared path ($HOME/.gunicorn/gunicorn.ctl): two
 # servers on one machine (make run beside the tests) would fight over it, and nothing here uses it.
 control_socket_disable = True
