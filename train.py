@@ -124,11 +124,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def every_or_at_end(iterations: int, epochs: int):
-    """Fires every `iterations` iterations and at the end of training."""
-    every = training.triggers.IntervalTrigger(iterations, "iteration")
-    end = training.triggers.IntervalTrigger(epochs, "epoch")
-    return lambda trainer: every(trainer) | end(trainer)
+class EveryOrAtEnd:
+    """Fires every `iterations` iterations and at the end of training.
+
+    Its state is saved in snapshots, so a resumed run fires where an uninterrupted one would.
+    """
+
+    def __init__(self, iterations: int, epochs: int):
+        self.every = training.triggers.IntervalTrigger(iterations, "iteration")
+        self.end = training.triggers.IntervalTrigger(epochs, "epoch")
+
+    def __call__(self, trainer: training.Trainer) -> bool:
+        return self.every(trainer) | self.end(trainer)
+
+    def serialize(self, serializer) -> None:
+        self.every.serialize(serializer["every"])
+        self.end.serialize(serializer["end"])
 
 
 def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> training.Trainer:
@@ -176,15 +187,13 @@ def extend_writers(trainer: training.Trainer, args: argparse.Namespace, gen, inf
     # Triggers keep state, so each extension gets its own.
     trainer.extend(
         extensions.snapshot(filename="snapshot_iter_{.updater.iteration}"),
-        trigger=every_or_at_end(args.snapshot_interval, args.epoch),
+        trigger=EveryOrAtEnd(args.snapshot_interval, args.epoch),
     )
     trainer.extend(
-        export_generator(
-            average.averaged, args.out, every_or_at_end(args.snapshot_interval, args.epoch), info
-        )
+        export_generator(average.averaged, args.out, EveryOrAtEnd(args.snapshot_interval, args.epoch), info)
     )
     trainer.extend(preview(average.averaged, args.out))
-    trainer.extend(extensions.LogReport(trigger=(args.log_interval, "iteration")))
+    trainer.extend(extensions.LogReport(trigger=EveryOrAtEnd(args.log_interval, args.epoch)))
     trainer.extend(extensions.PrintReport(["epoch", "iteration", "gen/loss", "dis/loss", "elapsed_time"]))
     trainer.extend(extensions.ProgressBar(update_interval=10))
     if extensions.PlotReport.available():
@@ -193,7 +202,7 @@ def extend_writers(trainer: training.Trainer, args: argparse.Namespace, gen, inf
                 ["gen/loss", "dis/loss"],
                 "iteration",
                 file_name="loss.png",
-                trigger=(args.log_interval, "iteration"),
+                trigger=EveryOrAtEnd(args.log_interval, args.epoch),
             )
         )
 
