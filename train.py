@@ -16,6 +16,7 @@ from chainer.training import extensions
 from PIL import Image
 
 from model import cpu_conv
+from model.cli import add_data_flags, positive_float, positive_int, unit_float
 from model.data import DataError, load_mnist
 from model.export import save_generator
 from model.extensions import GeneratorAverage, export_generator, generator_metadata, preview, preview_grid
@@ -23,27 +24,6 @@ from model.net import Discriminator, Generator
 from model.updater import ConditionalGANUpdater
 
 COMMUNICATORS = ("naive", "pure_nccl")  # ChainerMN's names: CPU processes, or one GPU per process
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def unit_float(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,15 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("result"),
         help="folder for logs, plots, previews, snapshots and the exported generator",
     )
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="folder with the four MNIST IDX .gz files (default: download with Chainer)",
-    )
-    parser.add_argument(
-        "--limit", type=positive_int, default=None, help="train on the first N training images only"
-    )
+    add_data_flags(parser)
     parser.add_argument(
         "--resume", "-r", type=Path, default=None, help="trainer snapshot (snapshot_iter_N) to continue from"
     )

@@ -17,28 +17,8 @@ from chainer.datasets import TransformDataset
 from chainer.training import extensions
 
 from model.classifier import Classifier, predict, save_classifier
+from model.cli import add_data_flags, non_negative_int, positive_float, positive_int
 from model.data import DataError, load_mnist
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,15 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="augmentation: random shifts of up to this many pixels (0: none)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and augmentation")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="folder with the four MNIST IDX .gz files (default: download with Chainer)",
-    )
-    parser.add_argument(
-        "--limit", type=positive_int, default=None, help="train on the first N training images only"
-    )
+    add_data_flags(parser)
     parser.add_argument(
         "--out",
         "-o",

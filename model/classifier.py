@@ -5,10 +5,7 @@ diversity measure, so the evaluation needs no Inception network: a small CNN tra
 knows what distinguishes digits, and it runs in seconds on a CPU.
 """
 
-import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import chainer.functions as F
 import chainer.links as L
 import numpy as np
 
+from model.files import atomic_write, sha256_of
 from model.net import IMAGE_SIZE, N_CLASSES
 
 ARCHITECTURE = "mnist-cnn-conv3x3x4-fc"
@@ -83,26 +81,6 @@ def predict(clf: Classifier, images: np.ndarray, batchsize: int = 500) -> tuple[
     return np.concatenate(probs).astype(np.float64), np.concatenate(features).astype(np.float64)
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename onto `path`: a crash never leaves a truncated file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
     """Write classifier.npz (float32, CPU) and classifier.json into `folder`; return the metadata."""
     folder = Path(folder)
@@ -110,7 +88,7 @@ def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
     cpu_clf = clf.copy(mode="copy")
     cpu_clf.to_device("@numpy")
     weights = folder / WEIGHTS_NAME
-    _atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_clf, compression=True))
+    atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_clf, compression=True))
     full = {
         "architecture": {
             "name": ARCHITECTURE,
@@ -121,10 +99,10 @@ def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
         },
         "input": "float32 (n, 1, 28, 28), white digit on black, values in [0, 1]",
         **metadata,
-        "sha256": _sha256_of(weights),
+        "sha256": sha256_of(weights),
     }
     text = json.dumps(full, indent=2, sort_keys=True) + "\n"
-    _atomic_write(folder / METADATA_NAME, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(folder / METADATA_NAME, lambda tmp: Path(tmp).write_text(text))
     return full
 
 
@@ -141,7 +119,7 @@ def load_classifier(folder: Path) -> tuple[Classifier, dict]:
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise ClassifierError(f"{weights}: file not found")
-    if _sha256_of(weights) != metadata.get("sha256"):
+    if sha256_of(weights) != metadata.get("sha256"):
         raise ClassifierError(f"{weights}: sha256 does not match {METADATA_NAME} (damaged or replaced)")
     arch = metadata.get("architecture", {})
     if arch.get("name") != ARCHITECTURE:

@@ -4,15 +4,13 @@ Both files are written to a temporary name and renamed, so a crash never leaves
 a truncated file under the real name.
 """
 
-import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import chainer
 
+from model.files import atomic_write, sha256_of
 from model.net import Generator
 
 ARCHITECTURE = "cdcgan-fc7x7-deconv4x2"
@@ -23,27 +21,6 @@ MAX_SIZE = 1024  # 8x the default widths; keeps a damaged generator.json from as
 
 class WeightsError(Exception):
     """The generator files are missing, damaged or do not match their metadata."""
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename the temporary file onto `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def architecture_of(gen: Generator) -> dict:
@@ -58,7 +35,7 @@ def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
     cpu_gen = gen.copy(mode="copy")
     cpu_gen.to_device("@numpy")
     weights = folder / WEIGHTS_NAME
-    _atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_gen, compression=True))
+    atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_gen, compression=True))
     full = {
         "architecture": architecture_of(gen),
         "z": {
@@ -70,7 +47,7 @@ def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
         "sha256": sha256_of(weights),
     }
     text = json.dumps(full, indent=2, sort_keys=True) + "\n"
-    _atomic_write(folder / METADATA_NAME, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(folder / METADATA_NAME, lambda tmp: Path(tmp).write_text(text))
     return full
 
 
