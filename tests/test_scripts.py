@@ -1,0 +1,106 @@
+"""evaluate.py and train_classifier.py end to end, on files the tests write (no network, no real MNIST)."""
+
+import json
+
+import numpy as np
+import pytest
+from mnist_files import write_mnist_folder
+
+import evaluate
+import train_classifier
+from model.classifier import Classifier, save_classifier
+
+
+@pytest.fixture(scope="module")
+def mnist_folder(tmp_path_factory):
+    return write_mnist_folder(tmp_path_factory.mktemp("mnist"), n=40)
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory):
+    np.random.seed(0)
+    folder = tmp_path_factory.mktemp("classifier")
+    save_classifier(Classifier(ch=4, n_features=16), folder, {"test_accuracy": 0.1})
+    return folder
+
+
+def evaluate_args(generator_dir, classifier_dir, mnist_folder, report) -> list[str]:
+    return [
+        "--generator", str(generator_dir), "--classifier", str(classifier_dir), "--data", str(mnist_folder),
+        "--per-class", "4", "--sweep-steps", "3", "--sweep-seeds", "2", "--report", str(report),
+    ]  # fmt: skip
+
+
+def test_evaluate_writes_a_report_a_plot_and_a_table(
+    generator_dir, classifier_dir, mnist_folder, tmp_path, capsys
+):
+    report_path = tmp_path / "out" / "report.json"
+    assert evaluate.main(evaluate_args(generator_dir, classifier_dir, mnist_folder, report_path)) == 0
+    report = json.loads(report_path.read_text())
+    assert report["per_class"] == 4 and len(report["accuracy"]["per_class"]) == 10
+    assert report["frechet"]["training_images_per_class"] == 2  # 4 of each digit in the tiny set, halved
+    assert [(s["source"], s["target"]) for s in report["sweeps"]] == [(0, 1), (3, 8), (4, 9)]
+    assert (tmp_path / "out" / "report_sweeps.png").is_file()
+    assert "quality bar: FAIL" in capsys.readouterr().out  # random weights are far from the bar
+
+
+def test_evaluate_strict_exits_1_when_the_bar_is_not_met(
+    generator_dir, classifier_dir, mnist_folder, tmp_path
+):
+    args = evaluate_args(generator_dir, classifier_dir, mnist_folder, tmp_path / "r.json")
+    assert evaluate.main([*args, "--strict"]) == 1
+
+
+def test_evaluate_names_a_missing_generator_folder(classifier_dir, tmp_path, capsys):
+    assert evaluate.main(["--generator", str(tmp_path / "none"), "--classifier", str(classifier_dir)]) == 2
+    assert (
+        capsys.readouterr().err == f"evaluate.py: error: --generator {tmp_path / 'none'}: folder not found\n"
+    )
+
+
+def test_evaluate_names_a_damaged_classifier(generator_dir, classifier_dir, tmp_path, capsys):
+    for name in ("classifier.npz", "classifier.json"):
+        (tmp_path / name).write_bytes((classifier_dir / name).read_bytes())
+    (tmp_path / "classifier.npz").write_bytes(b"not a zip")
+    assert evaluate.main(["--generator", str(generator_dir), "--classifier", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("evaluate.py: error: ") and "classifier.npz" in err and err.count("\n") == 1
+
+
+def test_evaluate_rejects_a_bad_count_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--per-class", "1"])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err
+        == "evaluate.py: error: argument --per-class/-n: must be between 2 and 10000, got 1\n"
+    )
+
+
+def test_train_classifier_writes_weights_metadata_and_log(mnist_folder, tmp_path):
+    out, result = tmp_path / "weights", tmp_path / "result"
+    argv = [
+        "--data",
+        str(mnist_folder),
+        "--epoch",
+        "1",
+        "--limit",
+        "20",
+        "--out",
+        str(out),
+        "--result",
+        str(result),
+    ]
+    assert train_classifier.main(argv) == 0
+    metadata = json.loads((out / "classifier.json").read_text())
+    assert metadata["train_images"] == 20 and metadata["test_images"] == 40
+    assert 0 <= metadata["test_accuracy"] <= 1
+    assert (out / "classifier.npz").is_file() and (result / "log").is_file()
+
+
+def test_train_classifier_names_a_missing_data_folder(tmp_path, capsys):
+    assert train_classifier.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"train_classifier.py: error: {tmp_path / 'nowhere'}: data directory not found\n"
+    )
