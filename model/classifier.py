@@ -5,8 +5,6 @@ diversity measure, so the evaluation needs no Inception network: a small CNN tra
 knows what distinguishes digits, and it runs in seconds on a CPU.
 """
 
-import json
-import zipfile
 from pathlib import Path
 
 import chainer
@@ -14,7 +12,7 @@ import chainer.functions as F
 import chainer.links as L
 import numpy as np
 
-from model.files import atomic_write, sha256_of
+from model.files import checked_metadata, load_weights, save_chain
 from model.net import IMAGE_SIZE, N_CLASSES
 
 ARCHITECTURE = "mnist-cnn-conv3x3x4-fc"
@@ -84,12 +82,7 @@ def predict(clf: Classifier, images: np.ndarray, batchsize: int = 500) -> tuple[
 def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
     """Write classifier.npz (float32, CPU) and classifier.json into `folder`; return the metadata."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    cpu_clf = clf.copy(mode="copy")
-    cpu_clf.to_device("@numpy")
-    weights = folder / WEIGHTS_NAME
-    atomic_write(weights, lambda tmp: chainer.serializers.save_npz(tmp, cpu_clf, compression=True))
-    full = {
+    described = {
         "architecture": {
             "name": ARCHITECTURE,
             "ch": clf.ch,
@@ -99,36 +92,24 @@ def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
         },
         "input": "float32 (n, 1, 28, 28), white digit on black, values in [0, 1]",
         **metadata,
-        "sha256": sha256_of(weights),
     }
-    text = json.dumps(full, indent=2, sort_keys=True) + "\n"
-    atomic_write(folder / METADATA_NAME, lambda tmp: Path(tmp).write_text(text))
-    return full
+    return save_chain(clf, folder / WEIGHTS_NAME, folder / METADATA_NAME, described)
 
 
 def load_classifier(folder: Path) -> tuple[Classifier, dict]:
     """Rebuild the classifier from `folder`, checking the npz against the metadata's sha256."""
     folder = Path(folder)
     path = folder / METADATA_NAME
-    try:
-        metadata = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ClassifierError(f"{path}: file not found") from None
-    except (OSError, ValueError) as error:
-        raise ClassifierError(f"{path}: not valid JSON ({error})") from None
-    weights = folder / WEIGHTS_NAME
-    if not weights.is_file():
-        raise ClassifierError(f"{weights}: file not found")
-    if sha256_of(weights) != metadata.get("sha256"):
-        raise ClassifierError(f"{weights}: sha256 does not match {METADATA_NAME} (damaged or replaced)")
+    metadata = checked_metadata(folder / WEIGHTS_NAME, path, ClassifierError)
     arch = metadata.get("architecture", {})
-    if arch.get("name") != ARCHITECTURE:
-        raise ClassifierError(f"{path}: unknown architecture {arch.get('name')!r}")
+    if not isinstance(arch, dict) or arch.get("name") != ARCHITECTURE:
+        name = arch.get("name") if isinstance(arch, dict) else arch
+        raise ClassifierError(f"{path}: unknown architecture {name!r}")
     try:
         clf = Classifier(
             ch=arch["ch"], n_features=arch["n_features"], n_classes=arch["n_classes"], dropout=arch["dropout"]
         )
-        chainer.serializers.load_npz(str(weights), clf)
-    except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as error:
-        raise ClassifierError(f"{weights}: does not fit the architecture ({error})") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise ClassifierError(f"{path}: architecture does not describe a classifier ({error})") from None
+    load_weights(folder / WEIGHTS_NAME, clf, ClassifierError)
     return clf, metadata

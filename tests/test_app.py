@@ -13,7 +13,8 @@ from PIL import Image
 
 import app as app_module
 from app import MAX_SEED, create_app
-from model.export import WeightsError, sha256_of
+from model.export import WeightsError
+from model.files import sha256_of
 
 ONE_HOT_2 = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
 ONE_HOT_7 = [0, 0, 0, 0, 0, 0, 0, 1, 0, 0]

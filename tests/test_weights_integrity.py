@@ -11,7 +11,8 @@ from test_web_server import ROOT, free_port, web_command
 
 import app as app_module
 from app import EXIT_BAD_WEIGHTS, create_app
-from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, save_generator, sha256_of
+from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, save_generator
+from model.files import sha256_of
 from model.net import Generator
 
 
