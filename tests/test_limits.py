@@ -1,24 +1,17 @@
-"""Request caps: the largest request each endpoint accepts costs about 100 ms of CPU, the next is a 400."""
+"""Request caps: the largest request each endpoint accepts is answered, the next is a 400.
 
-import time
+What the largest ones cost (the caps aim at about 100 ms of CPU each) is measured by
+bench/request_cost.py, not here: timings belong in benchmarks.
+"""
 
 import numpy as np
 import pytest
 from conftest import save
 
 from app import MAX_FRAMES, MAX_GRID, MAX_GRID_PICTURES, MAX_SCALE, create_app
+from bench.request_cost import DIGITS, LARGEST, MORPH
 from model.net import Generator
 
-DIGITS = [[float(i == d) for i in range(10)] for d in range(10)]
-MORPH = {"from": {"labels": DIGITS[1], "seed": 1}, "to": {"labels": DIGITS[8], "seed": 2}}
-# The largest requests the caps allow, as (path, body); each one's neighbour just past a cap is refused.
-LARGEST = {
-    "generate": ("/generate", {"labels": DIGITS[3], "seed": 1, "scale": MAX_SCALE}),
-    "grid": ("/grid", {"labels": DIGITS, "seeds": [1, 2, 3, 4], "scale": 4}),
-    "grid, big pictures": ("/grid", {"labels": DIGITS[:3], "seeds": [1, 2, 3], "scale": 8}),
-    "interpolate": ("/interpolate", {**MORPH, "frames": MAX_FRAMES, "scale": 4}),
-    "interpolate, big frames": ("/interpolate", {**MORPH, "frames": 6, "scale": 8}),
-}
 TOO_LARGE = {
     "scale": ("/generate", {"labels": DIGITS[3], "seed": 1, "scale": MAX_SCALE + 1}, "scale"),
     "rows": ("/grid", {"labels": DIGITS + DIGITS[:1], "seeds": [1]}, "labels"),
@@ -28,10 +21,6 @@ TOO_LARGE = {
     "frames": ("/interpolate", {**MORPH, "frames": MAX_FRAMES + 1}, "frames"),
     "animation pixels": ("/interpolate", {**MORPH, "frames": MAX_FRAMES, "scale": 5}, "scale"),
 }
-# CPU time of this process (BLAS threads included), not wall time, so that other processes on a
-# shared machine count less; still twice the 100 ms aim, as a margin for a busy machine's caches.
-# Raising a cap far (a 16x16 grid takes about 350 ms) fails this test.
-CPU_LIMIT_S = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +41,10 @@ def test_the_caps_leave_room_for_the_page_and_all_ten_digits():
 
 @pytest.mark.parametrize("name", LARGEST)
 @pytest.mark.parametrize("accept", ["*/*", "application/json"])
-def test_the_largest_allowed_request_takes_about_100_ms_of_cpu(full_size_client, name, accept):
+def test_the_largest_allowed_request_is_answered(full_size_client, name, accept):
     path, body = LARGEST[name]
-    spent = []
-    for _ in range(3):
-        started = time.process_time()
-        response = full_size_client.post(path, json=body, headers={"Accept": accept})
-        spent.append(time.process_time() - started)
-        assert response.status_code == 200, response.json
-    assert min(spent) < CPU_LIMIT_S, f"{name}: {min(spent) * 1000:.0f} ms of CPU"
+    response = full_size_client.post(path, json=body, headers={"Accept": accept})
+    assert response.status_code == 200, response.json
 
 
 @pytest.mark.parametrize("name", TOO_LARGE)
