@@ -13,8 +13,9 @@ import json
 import statistics
 import time
 
-from app import MAX_FRAMES, MAX_SCALE, create_app
+from app import MAX_FRAMES, create_app
 from bench.machine import machine_info
+from webapp.validation import MAX_SCALE
 
 DIGITS = [[float(i == d) for i in range(10)] for d in range(10)]
 MORPH = {"from": {"labels": DIGITS[1], "seed": 1}, "to": {"labels": DIGITS[8], "seed": 2}}

@@ -15,6 +15,7 @@ import app as app_module
 from app import MAX_SEED, create_app
 from model.export import WeightsError
 from model.files import sha256_of
+from webapp import pictures
 
 ONE_HOT_2 = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
 ONE_HOT_7 = [0, 0, 0, 0, 0, 0, 0, 1, 0, 0]
@@ -320,13 +321,13 @@ def test_get_generate_rejects_bad_parameters_by_name(client, query, field, words
 @pytest.fixture
 def generator_calls(monkeypatch):
     calls = []
-    real = app_module.generate
+    real = pictures.generate
 
     def counting(gen, z, labels):
         calls.append(len(z))
         return real(gen, z, labels)
 
-    monkeypatch.setattr(app_module, "generate", counting)
+    monkeypatch.setattr(pictures, "generate", counting)
     return calls
 
 
@@ -489,7 +490,7 @@ def test_an_unexpected_failure_is_a_json_500_without_details(generator_dir, monk
     def broken(*args):
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(app_module, "generate", broken)
+    monkeypatch.setattr(pictures, "generate", broken)
     monkeypatch.setattr(app.logger, "disabled", True)
     response = app.test_client().post("/generate", json={"labels": ONE_HOT_2, "seed": 1})
     assert_error(response, 500, None, "log")

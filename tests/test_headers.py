@@ -2,8 +2,8 @@
 
 import pytest
 
-import app as app_module
 from app import SECURITY_HEADERS, create_app
+from webapp import pictures
 
 QUERY = "labels=0,0,1,0,0,0,0,0,0,0&seed=42"
 
@@ -57,7 +57,7 @@ def test_a_500_carries_the_headers_and_no_details(generator_dir, monkeypatch):
     def broken(*args):
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(app_module, "generate", broken)
+    monkeypatch.setattr(pictures, "generate", broken)
     monkeypatch.setattr(app.logger, "disabled", True)
     response = app.test_client().get(f"/generate?{QUERY}")
     assert response.status_code == 500 and "secret" not in response.get_data(as_text=True)

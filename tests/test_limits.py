@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from conftest import save
 
-from app import MAX_FRAMES, MAX_GRID, MAX_GRID_PICTURES, MAX_SCALE, create_app
+from app import MAX_FRAMES, MAX_GRID, MAX_GRID_PICTURES, create_app
 from bench.request_cost import DIGITS, LARGEST, MORPH
 from model.net import Generator
+from webapp.validation import MAX_SCALE
 
 TOO_LARGE = {
     "scale": ("/generate", {"labels": DIGITS[3], "seed": 1, "scale": MAX_SCALE + 1}, "scale"),

@@ -1,0 +1,178 @@
+"""Checks of the API's input: every problem becomes an ApiError that names the field.
+
+JSON gives dicts, lists, str, int, float (NaN and Infinity included), bool and None; query strings
+are first turned into the same types, so one set of checks serves both.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from flask import request
+from werkzeug.exceptions import UnsupportedMediaType
+
+from model.net import N_CLASSES
+from model.sampling import MAX_SEED, seed_noise, slerp
+
+MAX_SCALE = 16
+
+
+class ApiError(Exception):
+    """A request the API cannot serve; the message names the field and the problem."""
+
+    def __init__(self, field: str | None, problem: str, status: int = 400):
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field = field
+        self.status = status
+
+
+def describe(value) -> str:
+    """A short description of a wrong value for an error message."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    kind = {bool: "boolean ", str: "string ", list: "array ", dict: "object ", type(None): ""}
+    text = json.dumps(value) if type(value) in kind else repr(value)
+    return kind.get(type(value), "") + (text if len(text) <= 40 else text[:37] + "...")
+
+
+def number(value, field: str, low: float, high: float) -> float:
+    """A finite JSON number in [low, high]; booleans are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(field, f"must be a number, got {describe(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ApiError(field, f"must be a finite number, got {describe(value)}")
+    if not low <= value <= high:  # compared before float(): a huge int must not overflow
+        raise ApiError(field, f"must be between {low:g} and {high:g}, got {describe(value)}")
+    return float(value)
+
+
+def integer(value, field: str, low: int, high: int) -> int:
+    """A JSON integer (no fraction, not a boolean) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(field, f"must be an integer, got {describe(value)}")
+    if not low <= value <= high:
+        raise ApiError(field, f"must be an integer between {low} and {high}, got {describe(value)}")
+    return value
+
+
+def array(value, field: str, low: int, high: int) -> list:
+    """A JSON array of low..high items."""
+    if not isinstance(value, list):
+        raise ApiError(field, f"must be an array, got {describe(value)}")
+    if not low <= len(value) <= high:
+        wanted = f"exactly {low}" if low == high else f"{low} to {high}"
+        raise ApiError(field, f"must have {wanted} items, got {len(value)}")
+    return value
+
+
+def label_vector(value, field: str) -> list[float]:
+    """Ten numbers in [0, 1]: how much of each digit 0-9."""
+    items = array(value, field, N_CLASSES, N_CLASSES)
+    return [number(item, f"{field}[{i}]", 0, 1) for i, item in enumerate(items)]
+
+
+def fields(data, field: str | None, required: set[str], optional: set[str]) -> dict:
+    """The members of a JSON object, refusing missing and unknown names (typos fail loudly)."""
+    if not isinstance(data, dict):
+        raise ApiError(field, f"must be a JSON object, got {describe(data)}")
+    prefix = f"{field}." if field else ""
+    missing = sorted(required - data.keys())
+    if missing:
+        raise ApiError(prefix + missing[0], "missing")
+    unknown = sorted(data.keys() - required - optional)
+    if unknown:
+        allowed = ", ".join(sorted(required | optional))
+        raise ApiError(prefix + unknown[0], f"unknown field (allowed: {allowed})")
+    return data
+
+
+@dataclass(frozen=True)
+class State:
+    """What one picture depends on: the label vector and the (possibly blended) noise seeds."""
+
+    labels: tuple[float, ...]
+    seed: int
+    seed_b: int | None = None
+    blend: float = 0.0
+
+    def noise(self, z_size: int) -> np.ndarray:
+        """The seed's noise, or its spherical blend toward seed_b's (the ends are exact)."""
+        if self.seed_b is None or self.blend == 0:
+            return seed_noise(self.seed, z_size)
+        if self.blend == 1:
+            return seed_noise(self.seed_b, z_size)
+        return slerp(seed_noise(self.seed, z_size), seed_noise(self.seed_b, z_size), self.blend)
+
+    def as_json(self) -> dict:
+        answer = {"labels": list(self.labels), "seed": self.seed}
+        if self.seed_b is not None:
+            answer.update(seed_b=self.seed_b, blend=self.blend)
+        return answer
+
+
+STATE_FIELDS = {"seed_b", "blend"}
+
+
+def parse_state(data: dict, prefix: str = "") -> State:
+    """labels, seed and the optional style blend (seed_b, blend) of an already checked object."""
+    seed_b = None if data.get("seed_b") is None else integer(data["seed_b"], prefix + "seed_b", 0, MAX_SEED)
+    blend = number(data.get("blend", 0), prefix + "blend", 0, 1)
+    if blend > 0 and seed_b is None:
+        raise ApiError(prefix + "seed_b", "missing (needed when blend is above 0)")
+    return State(
+        tuple(label_vector(data["labels"], prefix + "labels")),
+        integer(data["seed"], prefix + "seed", 0, MAX_SEED),
+        seed_b,
+        blend,
+    )
+
+
+def parse_scale(data: dict, field: str = "scale") -> int:
+    return integer(data.get(field, 1), field, 1, MAX_SCALE)
+
+
+def json_body() -> dict:
+    """The request's JSON object; 415 if the body is not declared JSON, 400 if it does not parse."""
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"the body must be JSON with Content-Type: application/json, got {request.mimetype or 'none'}"
+        )
+    raw = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    try:
+        # NaN and Infinity parse (as Python's json allows them) so that the field check can name them.
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ApiError(None, f"invalid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ApiError(None, f"the body must be a JSON object, got {describe(data)}")
+    return data
+
+
+INT_TOKEN = re.compile(r"[+-]?\d{1,100}")
+NUMBER_TOKEN = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def query_value(text: str):
+    """A query-string token as the JSON value it spells (int, float or, failing that, str)."""
+    if INT_TOKEN.fullmatch(text):
+        return int(text)
+    if NUMBER_TOKEN.fullmatch(text):
+        return float(text)
+    return text
+
+
+def query_state(args, allowed: set[str]) -> dict:
+    """Query parameters as a JSON-like object: labels=0,0,1,... (or ten labels=x), numbers as numbers."""
+    data = {}
+    for name in args:
+        values = args.getlist(name)
+        if name == "labels":
+            tokens = values[0].split(",") if len(values) == 1 else values
+            data[name] = [query_value(token.strip()) for token in tokens]
+        elif name in allowed:
+            data[name] = query_value(values[0])
+        else:
+            data[name] = values[0]  # reported as an unknown field by fields()
+    return data
