@@ -182,7 +182,7 @@ def create_app(config: dict | None = None) -> Flask:
     if app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)
 
-    cpu_conv.install()  # same pictures, about 1.4x faster (bench/generation.py)
+    cpu_conv.install()  # same pictures up to float rounding, about 1.4x faster (bench/generation.py)
     app.extensions["png_cache"] = LruCache(app.config["PNG_CACHE_ENTRIES"], app.config["PNG_CACHE_BYTES"])
     folder = Path(app.config["GENERATOR_DIR"])
     if not (folder / METADATA_NAME).exists() and not (folder / WEIGHTS_NAME).exists():

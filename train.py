@@ -20,6 +20,7 @@ from model.cli import add_data_flags, positive_float, positive_int, unit_float
 from model.data import DataError, load_mnist
 from model.export import save_generator
 from model.extensions import GeneratorAverage, export_generator, generator_metadata, preview, preview_grid
+from model.files import atomic_write
 from model.net import Discriminator, Generator
 from model.updater import ConditionalGANUpdater
 
@@ -121,7 +122,7 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
     process trains on its shard, and rank 0 alone reports, previews, snapshots and exports.
     """
     np.random.seed(args.seed)
-    cpu_conv.install()  # same results, about 1.5x the CPU throughput (bench/train_speed.py)
+    cpu_conv.install()  # same results up to float rounding, 1.5x the CPU throughput (bench/train_speed.py)
     gen = Generator(ch=args.gen_ch)
     dis = Discriminator(ch=args.dis_ch)
     if comm is not None:
@@ -255,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.export is not None and rank == 0:
         gen = trainer.get_extension("GeneratorAverage").averaged
         save_generator(gen, args.export, generator_metadata(trainer, run_info(args, dataset, comm)))
-        Image.fromarray(preview_grid(gen)).save(args.export / "preview.png")
+        grid = Image.fromarray(preview_grid(gen))
+        atomic_write(args.export / "preview.png", lambda tmp: grid.save(tmp, format="PNG"))
         print(f"exported the generator to {args.export}")
     return 0
 

@@ -35,7 +35,7 @@ class GeneratorAverage(training.Extension):
         for name, param in self.averaged.namedparams():
             param.array *= self.decay
             param.array += (1 - self.decay) * live[name].array
-        for (_, link), (_, live_link) in zip(self.averaged.namedlinks(), self.gen.namedlinks(), strict=False):
+        for (_, link), (_, live_link) in zip(self.averaged.namedlinks(), self.gen.namedlinks(), strict=True):
             for name in link._persistent:
                 value = getattr(link, name)
                 if isinstance(value, link.xp.ndarray):
