@@ -16,7 +16,7 @@ from chainer.training import extensions
 from PIL import Image
 
 from model import cpu_conv
-from model.cli import add_data_flags, positive_float, positive_int, unit_float
+from model.cli import add_data_flags, non_negative_int, positive_float, positive_int, unit_float
 from model.data import DataError, load_mnist
 from model.export import save_generator
 from model.extensions import GeneratorAverage, export_generator, generator_metadata, preview, preview_grid
@@ -73,6 +73,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.999,
         help="decay of the generator weights' moving average, which is what gets "
         "previewed and exported (0 = the last iterate)",
+    )
+    parser.add_argument(
+        "--augment",
+        type=non_negative_int,
+        default=0,
+        metavar="PIXELS",
+        help="show the discriminator real and generated images shifted at random by up to this many "
+        "pixels (0 = off); fights D memorising a small training set",
     )
     parser.add_argument("--gen-ch", type=positive_int, default=128, help="generator channel width")
     parser.add_argument("--dis-ch", type=positive_int, default=64, help="discriminator channel width")
@@ -146,7 +154,9 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
         shard, args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng)
     )
     process = {} if comm is None else {"rank": comm.rank, "size": comm.size}
-    updater = ConditionalGANUpdater(iterator, *optimizers, device=device, rng=rng, **process)
+    updater = ConditionalGANUpdater(
+        iterator, *optimizers, device=device, rng=rng, max_shift=args.augment, **process
+    )
     trainer = training.Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
     if comm is None or comm.rank == 0:
         extend_writers(trainer, args, gen, run_info(args, dataset, comm))
@@ -191,6 +201,7 @@ def run_info(args: argparse.Namespace, dataset, comm=None) -> dict:
         "beta1": args.beta1,
         "discriminator_ch": args.dis_ch,
         "ema_decay": args.ema,
+        "augment_pixels": args.augment,
     }
     if comm is not None:
         info["processes"] = comm.size

@@ -5,6 +5,7 @@ import chainer.functions as F
 import numpy as np
 from chainer import training
 
+from model.augment import random_shifts, translate
 from model.net import N_CLASSES
 
 
@@ -26,6 +27,9 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     Noise comes from `rng`, whose state is saved in snapshots so that a resumed
     run draws exactly the noise an uninterrupted run would.
 
+    With `max_shift` > 0, D sees every image (real, and fake in both steps) moved by its own
+    random shift of up to that many pixels (model/augment.py), drawn from `rng` as well.
+
     In data-parallel training, process `rank` of `size` gets the batches of its own data shard
     and the same seed as all the others.
     """
@@ -39,21 +43,34 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         rng: np.random.RandomState,
         rank: int = 0,
         size: int = 1,
+        max_shift: int = 0,
     ):
         super().__init__(iterator, {"gen": gen_optimizer, "dis": dis_optimizer}, device=device)
         self.rng = rng
         self.rank = rank
         self.size = size
+        self.max_shift = max_shift
 
-    def sample_noise(self, n: int, z_size: int) -> np.ndarray:
-        """Training noise, uniform in [-1, 1), on the CPU (so CPU and GPU runs draw the same).
+    def own_rows(self, global_batch: np.ndarray) -> np.ndarray:
+        """This process's rows of something drawn for the whole global batch.
 
-        Every process draws the noise of the whole global batch and keeps its own rows, so the
-        noise depends on the seed and the global batch, not on the number of processes, and the
+        Every process draws for the whole global batch and keeps its own rows, so what it gets
+        depends on the seed and the global batch, not on the number of processes, and the
         processes' random states stay equal (rank 0's snapshot resumes them all).
         """
-        z = self.rng.uniform(-1, 1, (n * self.size, z_size)).astype(np.float32)
-        return z[self.rank * n : (self.rank + 1) * n]
+        n = len(global_batch) // self.size
+        return global_batch[self.rank * n : (self.rank + 1) * n]
+
+    def sample_noise(self, n: int, z_size: int) -> np.ndarray:
+        """Training noise, uniform in [-1, 1), on the CPU (so CPU and GPU runs draw the same)."""
+        return self.own_rows(self.rng.uniform(-1, 1, (n * self.size, z_size)).astype(np.float32))
+
+    def seen_by_dis(self, images):
+        """The images as D sees them: shifted at random when augmenting, else unchanged."""
+        if not self.max_shift:
+            return images
+        shifts = self.own_rows(random_shifts(self.rng, len(images) * self.size, self.max_shift))
+        return translate(images, shifts)
 
     def update_core(self):
         gen_optimizer = self.get_optimizer("gen")
@@ -64,10 +81,10 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         z = self.device.send(self.sample_noise(len(digits), gen.z_size))
 
         x_fake = gen(z, labels)
-        dis_optimizer.update(
-            self._reported, dis, discriminator_loss, dis(x_real, labels), dis(x_fake.array, labels)
-        )
-        gen_optimizer.update(self._reported, gen, generator_loss, dis(x_fake, labels))
+        y_real = dis(self.seen_by_dis(x_real), labels)
+        y_fake = dis(self.seen_by_dis(x_fake.array), labels)
+        dis_optimizer.update(self._reported, dis, discriminator_loss, y_real, y_fake)
+        gen_optimizer.update(self._reported, gen, generator_loss, dis(self.seen_by_dis(x_fake), labels))
 
     @staticmethod
     def _reported(observer, lossfun, *logits):

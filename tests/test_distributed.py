@@ -106,6 +106,19 @@ def test_two_processes_with_global_bn_match_one_process_with_the_global_batch(si
 
 @pytest.mark.slow
 @needs_mpi
+def test_with_augment_two_processes_still_match_one_process(eight_images, tmp_path):
+    """Each process shifts its own rows of shifts drawn for the global batch, like the noise."""
+    in_order = ("--in-order", "--data", str(eight_images), "--epoch", "3", "--augment", "2")
+    one_process(*in_order, "-b", "8", "--out", str(tmp_path / "one"))
+    out = two_in_order(eight_images, tmp_path / "two", "--global-bn", "--augment", "2")
+    assert_ranks_identical(out, 3)
+    for iteration in (1, 2, 3):
+        gap, key = largest_gap(weights(out, 0, iteration), weights(tmp_path / "one", 0, iteration))
+        assert gap < TOLERANCE, f"{key} differs by {gap} after update {iteration}"
+
+
+@pytest.mark.slow
+@needs_mpi
 def test_with_their_own_bn_statistics_two_processes_drift_from_one_process(single, eight_images, tmp_path):
     """The control for the test above: the tolerance does tell the two apart."""
     out = two_in_order(eight_images, tmp_path)

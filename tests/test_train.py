@@ -12,7 +12,9 @@ from chainer.datasets import TupleDataset
 from mnist_files import write_idx, write_mnist_folder
 
 import train
+from model.augment import random_shifts, translate
 from model.data import IMAGES_MAGIC, TRAIN_IMAGES
+from model.net import Discriminator
 from model.updater import generator_loss
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
@@ -82,6 +84,36 @@ def test_generator_step_uses_only_the_generator_loss(tmp_path):
         np.testing.assert_allclose(seen["actual"][name], expected, rtol=1e-5, atol=1e-7, err_msg=name)
 
 
+def test_with_augment_every_discriminator_input_is_freshly_shifted(tmp_path, monkeypatch):
+    """D's three inputs (real, fake in D's step, fake in G's step) each get their own random shifts."""
+    updater = tiny_trainer(tmp_path, "--augment", "2").updater
+    seen = []
+    forward = Discriminator.forward
+
+    def recording_forward(self, x, labels):
+        seen.append(chainer.as_array(x).copy())
+        return forward(self, x, labels)
+
+    monkeypatch.setattr(Discriminator, "forward", recording_forward)
+    updater.get_iterator("main").order_sampler = lambda order, position: np.arange(len(order))
+    updater.get_iterator("main").reset()
+    batch = updater.get_iterator("main").dataset[:8]
+    real = np.stack([image for image, _ in batch])
+    labels = np.eye(10, dtype=np.float32)[[digit for _, digit in batch]]
+    rng = copy.deepcopy(updater.rng)
+    gen_before = copy.deepcopy(updater.get_optimizer("gen").target)
+    reported_update(updater)
+
+    z = rng.uniform(-1, 1, (8, 100)).astype(np.float32)  # the noise is drawn first, then the shifts
+    shifts = [random_shifts(rng, 8, 2) for _ in range(3)]
+    fake = gen_before(z, labels).array  # G does not move between D's step and its own forward pass
+    assert len(seen) == 3 and all(np.any(s != 0) for s in shifts)
+    np.testing.assert_array_equal(seen[0], translate(real, shifts[0]).array)
+    np.testing.assert_allclose(seen[1], translate(fake, shifts[1]).array, atol=1e-6)
+    np.testing.assert_allclose(seen[2], translate(fake, shifts[2]).array, atol=1e-6)
+    assert not np.allclose(seen[1], seen[2])
+
+
 def losses(out) -> list[tuple[float, float]]:
     return [(entry["gen/loss"], entry["dis/loss"]) for entry in json.loads((out / "log").read_text())]
 
@@ -135,6 +167,23 @@ def test_another_seed_gives_other_losses(mnist_folder, uninterrupted, tmp_path):
     assert losses(tmp_path) != losses(uninterrupted)
 
 
+def test_augmented_training_resumes_exactly_and_records_the_shift(mnist_folder, uninterrupted, tmp_path):
+    flags = ("--epoch", "2", "--snapshot-interval", "3", "--augment", "2")
+    assert run_train(mnist_folder, tmp_path / "straight", *flags) == 0
+    assert losses(tmp_path / "straight") != losses(uninterrupted)  # D saw other images
+    resume = ("--resume", str(tmp_path / "straight" / "snapshot_iter_3"))
+    assert run_train(mnist_folder, tmp_path / "resumed", *flags, *resume) == 0
+    assert losses(tmp_path / "resumed") == losses(tmp_path / "straight")
+    metadata = json.loads((tmp_path / "resumed" / "generator.json").read_text())
+    assert metadata["augment_pixels"] == 2
+    with (
+        np.load(tmp_path / "resumed" / "generator.npz") as resumed,
+        np.load(tmp_path / "straight" / "generator.npz") as straight,
+    ):
+        for key in straight.files:
+            np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+
+
 def test_resume_continues_exactly_where_the_snapshot_stopped(mnist_folder, uninterrupted, tmp_path):
     flags = ("--epoch", "2", "--snapshot-interval", "3", "--resume", str(uninterrupted / "snapshot_iter_3"))
     assert run_train(mnist_folder, tmp_path, *flags) == 0
@@ -175,7 +224,7 @@ def test_help_names_every_flag():
     assert result.returncode == 0
     for flag in ["--device", "--epoch", "--batchsize", "--lr", "--beta1", "--seed", "--out", "--data"]:
         assert flag in result.stdout
-    for flag in ["--resume", "--snapshot-interval", "--limit", "--export"]:
+    for flag in ["--resume", "--snapshot-interval", "--limit", "--export", "--augment"]:
         assert flag in result.stdout
 
 
@@ -185,6 +234,7 @@ def test_help_names_every_flag():
         (["--batchsize", "0"], "argument --batchsize/-b: must be at least 1, got 0"),
         (["--lr", "nan"], "argument --lr: must be a positive number, got nan"),
         (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
+        (["--augment", "-1"], "argument --augment: must be at least 0, got -1"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ],
 )
