@@ -92,6 +92,12 @@ def evaluate_generator(
     generated_k = np.flatnonzero(seeds < k)
     frechet = metrics.frechet_distance_of(gen_features[generated_k], real_features[half_a])
     baseline = metrics.frechet_distance_of(real_features[half_b], real_features[half_a])
+    by_class = metrics.class_frechet_distances(
+        gen_features[generated_k], digits[generated_k], real_features[half_a], real_labels[half_a]
+    )
+    by_class_baseline = metrics.class_frechet_distances(
+        real_features[half_b], real_labels[half_b], real_features[half_a], real_labels[half_a]
+    )
 
     reference = {}
     if training is not None:
@@ -124,9 +130,12 @@ def evaluate_generator(
             "ratio": round(frechet / baseline, 3) if baseline > 0 else None,
             "images_per_class": k,
             "set_size": k * N_CLASSES,
+            "per_class": by_class.round(4).tolist(),
+            "per_class_real_vs_real": by_class_baseline.round(4).tolist(),
+            "per_class_ratio": (by_class / by_class_baseline).round(3).tolist(),
             "features": int(gen_features.shape[1]),
             "note": "generated seeds 0..k-1 vs real half A; real half B vs real half A; "
-            "disjoint, class-balanced halves of the real images",
+            "disjoint, class-balanced halves of the real images; per_class: the same within each digit",
             **reference,
         },
         "diversity": {
@@ -190,6 +199,7 @@ def table(report: dict) -> str:
         row("digit", range(N_CLASSES), "{}"),
         row("accuracy %", [100 * a for a in acc["per_class"]], "{:.1f}"),
         row("diversity", div["ratio"], "{:.2f}"),
+        row("Fréchet ×", fd["per_class_ratio"], "{:.1f}"),
         f"accuracy: mean {100 * acc['mean']:.2f}%, min {100 * acc['min']:.2f}% "
         f"(classifier on real test images: {100 * acc['real_test_images']:.2f}%)",
         f"Fréchet distance: {fd['generated_vs_real']:.3f}, real-vs-real {fd['real_vs_real']:.3f}, "

@@ -57,6 +57,22 @@ def frechet_distance_of(features_a: np.ndarray, features_b: np.ndarray) -> float
     return frechet_distance(*gaussian_stats(features_a), *gaussian_stats(features_b))
 
 
+def class_frechet_distances(
+    features_a: np.ndarray,
+    labels_a: np.ndarray,
+    features_b: np.ndarray,
+    labels_b: np.ndarray,
+    n_classes: int = 10,
+) -> np.ndarray:
+    """Fréchet distance between the two sets' rows of each class (NaN where a set lacks the class)."""
+    distances = np.full(n_classes, np.nan)
+    for digit in range(n_classes):
+        rows_a, rows_b = features_a[labels_a == digit], features_b[labels_b == digit]
+        if len(rows_a) and len(rows_b):
+            distances[digit] = frechet_distance_of(rows_a, rows_b)
+    return distances
+
+
 def balanced_halves(
     labels: np.ndarray, per_class: int, n_classes: int = 10, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, int]:

@@ -126,6 +126,16 @@ def test_a_collapsed_generator_fails_on_diversity_and_frechet_distance(classifie
     assert not report["quality_bar"]["pass"]
 
 
+def test_the_per_class_frechet_distances_point_at_the_one_bad_digit(classifier, real, pool):
+    """Digit 3 collapsed to one image, every other digit perfect: 3 stands out in the per-class numbers."""
+    one_bad = pool.copy()
+    one_bad[3] = pool[3, :1]
+    fd = run(PoolGenerator(one_bad, strongest), classifier, real)["frechet"]
+    assert len(fd["per_class"]) == len(fd["per_class_real_vs_real"]) == N_CLASSES
+    assert int(np.argmax(fd["per_class_ratio"])) == 3
+    assert fd["per_class_ratio"][3] > 5 * max(r for d, r in enumerate(fd["per_class_ratio"]) if d != 3)
+
+
 def test_a_generator_drawing_the_wrong_digits_fails_on_accuracy(classifier, real, pool):
     report = run(PoolGenerator(pool, lambda labels: (strongest(labels) + 1) % N_CLASSES), classifier, real)
     assert report["accuracy"]["mean"] < 0.05

@@ -198,3 +198,15 @@ def test_quality_bar_fails_each_check(changes, failing):
 def test_quality_bar_with_a_zero_baseline_fails_the_frechet_check():
     bar = metrics.quality_bar(**good_numbers(frechet_baseline=0.0))
     assert not bar["checks"]["frechet_ratio"]["pass"]
+
+
+def test_class_frechet_distances_compare_each_class_alone():
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(300, 4))
+    labels = np.repeat(np.arange(3), 100)
+    moved = features.copy()
+    moved[labels == 1] += 2.0  # only class 1 moves, by 2 along every axis
+    distances = metrics.class_frechet_distances(features, labels, moved, labels, n_classes=4)
+    assert distances[0] == pytest.approx(0, abs=1e-6) and distances[2] == pytest.approx(0, abs=1e-6)
+    assert distances[1] == pytest.approx(4 * 2.0**2, rel=1e-6)
+    assert np.isnan(distances[3])  # no rows of class 3 in either set
