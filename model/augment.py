@@ -22,7 +22,7 @@ def translate(images, shifts: np.ndarray) -> chainer.Variable:
     integers on the CPU.
     """
     shifts = np.asarray(shifts)
-    n, _, height, width = images.shape
+    height, width = images.shape[2:]
     pad = int(np.abs(shifts).max(initial=0))
     padded = F.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)), "constant")
     xp = chainer.backend.get_array_module(padded)
