@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="at the end, also write the generator and preview.png here (e.g. weights/)",
     )
     parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="with --resume and --export: write that snapshot's generator (its weight average, or with "
+        "--ema 0 its last iterate) to --export without training, e.g. to ship one checkpoint of a long run",
+    )
+    parser.add_argument(
         "--ema",
         type=unit_float,
         default=0.999,
@@ -100,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.global_bn and args.communicator is None:
         parser.error("--global-bn needs --communicator")
+    if args.export_only and (args.resume is None or args.export is None):
+        parser.error("--export-only needs --resume and --export")
     if args.communicator == "pure_nccl" and args.device is not None:
         parser.error("--device: --communicator pure_nccl gives each process the GPU of its rank on its node")
     return args
@@ -190,6 +198,13 @@ def extend_writers(trainer: training.Trainer, args: argparse.Namespace, gen, inf
         )
 
 
+def exported_generator(trainer: training.Trainer, ema: float):
+    """The weight average, or with --ema 0 the last iterate (a snapshot of an averaged run holds it too)."""
+    if ema == 0:
+        return trainer.updater.get_optimizer("gen").target
+    return trainer.get_extension("GeneratorAverage").averaged
+
+
 def run_info(args: argparse.Namespace, dataset, comm=None) -> dict:
     """What the exported metadata says about this run."""
     info = {
@@ -262,10 +277,11 @@ def main(argv: list[str] | None = None) -> int:
             error = f"--resume {args.resume}: not a snapshot of this trainer ({exception})"
     if error := shared_error(comm, error):
         return fail(error)
-    trainer.run()
+    if not args.export_only:
+        trainer.run()
 
     if args.export is not None and rank == 0:
-        gen = trainer.get_extension("GeneratorAverage").averaged
+        gen = exported_generator(trainer, args.ema)
         save_generator(gen, args.export, generator_metadata(trainer, run_info(args, dataset, comm)))
         grid = Image.fromarray(preview_grid(gen))
         atomic_write(args.export / "preview.png", lambda tmp: grid.save(tmp, format="PNG"))

@@ -215,6 +215,26 @@ def test_export_writes_the_generator_and_a_preview(mnist_folder, tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    ("flags", "snapshot_prefix", "ema_decay"),
+    [((), "extensions/GeneratorAverage/averaged/", 0.999), (("--ema", "0"), "updater/model:gen/", 0.0)],
+)
+def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training(
+    mnist_folder, uninterrupted, tmp_path, flags, snapshot_prefix, ema_decay
+):
+    snapshot = uninterrupted / "snapshot_iter_3"
+    export = ("--export-only", "--resume", str(snapshot), "--export", str(tmp_path / "weights"), *flags)
+    assert run_train(mnist_folder, tmp_path / "out", "--epoch", "2", *export) == 0
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), "it trained"
+    metadata = json.loads((tmp_path / "weights" / "generator.json").read_text())
+    assert (metadata["iterations"], metadata["ema_decay"]) == (3, ema_decay)
+    with np.load(tmp_path / "weights" / "generator.npz") as exported, np.load(snapshot) as saved:
+        assert len(exported.files) > 4
+        for key in exported.files:
+            np.testing.assert_array_equal(exported[key], saved[snapshot_prefix + key], err_msg=key)
+    assert (tmp_path / "weights" / "preview.png").is_file()
+
+
 def cli(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "train.py", *argv], capture_output=True, text=True, timeout=120)
 
@@ -224,7 +244,7 @@ def test_help_names_every_flag():
     assert result.returncode == 0
     for flag in ["--device", "--epoch", "--batchsize", "--lr", "--beta1", "--seed", "--out", "--data"]:
         assert flag in result.stdout
-    for flag in ["--resume", "--snapshot-interval", "--limit", "--export", "--augment"]:
+    for flag in ["--resume", "--snapshot-interval", "--limit", "--export", "--export-only", "--augment"]:
         assert flag in result.stdout
 
 
@@ -236,6 +256,7 @@ def test_help_names_every_flag():
         (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
         (["--augment", "-1"], "argument --augment: must be at least 0, got -1"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["--export-only", "--export", "weights"], "--export-only needs --resume and --export"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(argv, message):
