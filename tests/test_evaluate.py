@@ -187,3 +187,19 @@ def test_the_training_images_reference_scores_a_copy_of_the_training_data(classi
     assert like_real["training_images_per_class"] == 50
     assert like_real["training_images_ratio"] < 2
     assert unlike_real["training_images_ratio"] > 2 * like_real["training_images_ratio"]
+
+
+def test_repeats_measure_the_frechet_ratio_on_disjoint_seed_sets(classifier, real):
+    """Set 0 is the report's own measurement; the other sets draw other seeds, so other images."""
+    images, _ = synthetic_set(150, seed=6)
+    pool = images.reshape(N_CLASSES, 150, 1, 28, 28)  # seeds 0..149; farther seeds map to the nearest
+    generator = PoolGenerator(pool, strongest)
+    kwargs = {"per_class": 60, "sweep_steps": 3, "sweep_seeds": 2, "batchsize": 128}
+    fd = evaluate_generator(generator, classifier, *real, repeats=3, **kwargs)["frechet"]
+    spread = fd["spread"]
+    assert spread["seed_sets"] == 3 and len(spread["ratios"]) == 6
+    assert spread["ratios"][0] == pytest.approx(fd["ratio"], abs=1e-3)
+    assert len(set(spread["ratios"][::2])) == 3, "each seed set shows other images"
+    assert max(spread["ratios"]) < 2  # every set of a perfect generator scores like real data
+    assert spread["min"] <= spread["mean"] <= spread["max"] and spread["sd"] > 0
+    assert "spread" not in evaluate_generator(generator, classifier, *real, **kwargs)["frechet"]

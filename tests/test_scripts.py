@@ -67,6 +67,15 @@ def test_evaluate_names_a_damaged_classifier(generator_dir, classifier_dir, tmp_
     assert err.startswith("evaluate.py: error: ") and "classifier.npz" in err and err.count("\n") == 1
 
 
+def test_evaluate_repeats_print_the_spread_of_the_frechet_ratio(
+    generator_dir, classifier_dir, mnist_folder, tmp_path, capsys
+):
+    args = evaluate_args(generator_dir, classifier_dir, mnist_folder, tmp_path / "r.json")
+    assert evaluate.main([*args, "--repeats", "2"]) == 0
+    assert len(json.loads((tmp_path / "r.json").read_text())["frechet"]["spread"]["ratios"]) == 4
+    assert "Fréchet ratio over 2 seed sets x 2 real halves: mean " in capsys.readouterr().out
+
+
 def test_evaluate_rejects_a_bad_count_in_one_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main(["--per-class", "1"])
