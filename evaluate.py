@@ -65,23 +65,26 @@ def sweep(gen, clf, source: int, target: int, steps: int, n_seeds: int, batchsiz
 
 
 def frechet_spread(
-    gen, clf, first_set: np.ndarray, real_features: np.ndarray, halves, k: int, repeats: int, batchsize: int
+    gen,
+    clf,
+    first_set: np.ndarray,
+    real_halves: tuple[np.ndarray, np.ndarray],
+    baseline: float,
+    repeats: int,
+    batchsize: int,
 ) -> dict:
-    """The Fréchet ratio of `repeats` disjoint seed sets, each against both real halves.
+    """The Fréchet ratio of `repeats` disjoint seed sets, each against both real halves' features.
 
     Set 0 is `first_set` (the features of seeds 0..k-1 of every digit); set r draws seeds
     r·MAX_PER_CLASS .. r·MAX_PER_CLASS + k - 1, apart from every seed the rest of the evaluation uses.
     """
-    half_a, half_b = halves
-    baseline = metrics.frechet_distance_of(real_features[half_b], real_features[half_a])
+    k = len(first_set) // N_CLASSES
     digits = np.repeat(np.arange(N_CLASSES), k)
     sets = [first_set]
     for r in range(1, repeats):
         seeds = r * MAX_PER_CLASS + np.tile(np.arange(k), N_CLASSES)
         sets.append(generated_outputs(gen, clf, one_hot(digits), seeds, batchsize)[1])
-    ratios = np.array(
-        [metrics.frechet_distance_of(f, real_features[h]) / baseline for f in sets for h in (half_a, half_b)]
-    )
+    ratios = np.array([metrics.frechet_distance_of(f, real) / baseline for f in sets for real in real_halves])
     return {
         "seed_sets": repeats,
         "ratios": ratios.round(3).tolist(),
@@ -142,9 +145,10 @@ def evaluate_generator(
             "training_images_per_class": train_k,
         }
 
-    if repeats > 1:
+    if repeats > 1 and baseline > 0:  # a ratio needs a baseline, as "ratio" above
+        real_halves = (real_features[half_a], real_features[half_b])
         extra["spread"] = frechet_spread(
-            gen, clf, gen_features[generated_k], real_features, (half_a, half_b), k, repeats, batchsize
+            gen, clf, gen_features[generated_k], real_halves, baseline, repeats, batchsize
         )
 
     gen_diversity = metrics.class_diversity(gen_features, digits)
