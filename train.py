@@ -21,7 +21,7 @@ from model.data import DataError, load_mnist
 from model.export import save_generator
 from model.extensions import GeneratorAverage, export_generator, generator_metadata, preview, preview_grid
 from model.files import atomic_write
-from model.net import Discriminator, Generator
+from model.net import DISCRIMINATORS, Generator
 from model.updater import ConditionalGANUpdater
 
 COMMUNICATORS = ("naive", "pure_nccl")  # ChainerMN's names: CPU processes, or one GPU per process
@@ -91,6 +91,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gen-ch", type=positive_int, default=128, help="generator channel width")
     parser.add_argument("--dis-ch", type=positive_int, default=64, help="discriminator channel width")
     parser.add_argument(
+        "--dis",
+        choices=tuple(DISCRIMINATORS),
+        default="planes",
+        help="discriminator design: planes (the label as ten constant image planes, batch norm) or "
+        "projection (the label projected onto the image features, spectral norm); a snapshot "
+        "resumes only with the design it was trained with",
+    )
+    parser.add_argument(
         "--communicator",
         choices=COMMUNICATORS,
         default=None,
@@ -140,7 +148,7 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
     np.random.seed(args.seed)
     cpu_conv.install()  # same results up to float rounding, 1.5x the CPU throughput (bench/train_speed.py)
     gen = Generator(ch=args.gen_ch)
-    dis = Discriminator(ch=args.dis_ch)
+    dis = DISCRIMINATORS[args.dis](ch=args.dis_ch)
     if comm is not None:
         from model import distributed
 
@@ -214,6 +222,7 @@ def run_info(args: argparse.Namespace, dataset, comm=None) -> dict:
         "batchsize": args.batchsize,
         "lr": args.lr,
         "beta1": args.beta1,
+        "discriminator": args.dis,
         "discriminator_ch": args.dis_ch,
         "ema_decay": args.ema,
         "augment_pixels": args.augment,

@@ -3,6 +3,7 @@
     python -m bench.train_speed --device -1 --batchsize 64 --iterations 30
     python -m bench.train_speed --device 0                      # GPU: CuPy end to end
     python -m bench.train_speed --kernels chainer               # Chainer's own CPU convolutions
+    python -m bench.train_speed --dis projection                # the projection discriminator
 
 Uses random images (no data set needed); the work per iteration is the same as on MNIST.
 """
@@ -17,6 +18,7 @@ from chainer.datasets import TupleDataset
 
 from bench.machine import machine_info
 from model import cpu_conv
+from model.net import DISCRIMINATORS
 from train import build_trainer, parse_args
 
 
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     parser.add_argument("--gen-ch", type=int, default=128)
     parser.add_argument("--dis-ch", type=int, default=64)
+    parser.add_argument("--dis", choices=tuple(DISCRIMINATORS), default="planes", help="discriminator design")
     parser.add_argument(
         "--kernels", choices=("fast", "chainer"), default="fast", help="CPU convolutions (model/cpu_conv.py)"
     )
@@ -53,6 +56,8 @@ def main() -> None:
             str(args.gen_ch),
             "--dis-ch",
             str(args.dis_ch),
+            "--dis",
+            args.dis,
             "--out",
             "/tmp/bench-train-speed",
         ]
@@ -80,6 +85,7 @@ def main() -> None:
                 "batchsize": args.batchsize,
                 "gen_ch": args.gen_ch,
                 "dis_ch": args.dis_ch,
+                "dis": args.dis,
                 "iterations": args.iterations,
                 "kernels": args.kernels,
                 "images_per_s": round(args.batchsize * args.iterations / seconds, 1),

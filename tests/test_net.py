@@ -4,7 +4,7 @@ import chainer
 import numpy as np
 import pytest
 
-from model.net import Discriminator, Generator, label_planes
+from model.net import Discriminator, Generator, ProjectionDiscriminator, label_planes
 from model.sampling import generate, one_hot, seeds_noise, slerp
 
 
@@ -59,6 +59,35 @@ def test_discriminator_gives_one_logit_per_image_and_depends_on_the_label():
         as_seven = dis(x, one_hot([7] * 4)).array
     assert as_zero.shape == (4,)
     assert not np.allclose(as_zero, as_seven)
+
+
+def test_projection_discriminator_gives_one_logit_per_image_linear_in_the_label():
+    np.random.seed(0)
+    dis = ProjectionDiscriminator(ch=8)
+    x = np.random.RandomState(1).rand(4, 1, 28, 28).astype(np.float32)
+    with chainer.using_config("train", False):
+        as_zero = dis(x, one_hot([0] * 4)).array
+        as_seven = dis(x, one_hot([7] * 4)).array
+        mixed = dis(x, 0.3 * one_hot([0] * 4) + 0.7 * one_hot([7] * 4)).array
+    assert as_zero.shape == (4,)
+    assert not np.allclose(as_zero, as_seven)
+    np.testing.assert_allclose(mixed, 0.3 * as_zero + 0.7 * as_seven, rtol=1e-5, atol=1e-6)
+
+
+def test_projection_discriminator_weights_are_spectrally_normalized():
+    np.random.seed(0)
+    dis = ProjectionDiscriminator(ch=8)
+    x = np.random.RandomState(1).rand(4, 1, 28, 28).astype(np.float32)
+    for _ in range(100):  # each training forward pass runs one power iteration per weight
+        dis(x, one_hot([1, 2, 3, 4]))
+    links = list(dis.children())
+    assert len(links) == 4
+    for link in links:
+        hook = link.local_link_hooks["SpectralNormalization"]
+        with chainer.using_config("train", False):
+            weight = hook.normalize_weight(link).array
+        largest = np.linalg.svd(weight.reshape(len(weight), -1), compute_uv=False)[0]
+        assert largest == pytest.approx(1.0, rel=1e-3), link.name
 
 
 def test_slerp_keeps_its_ends_and_the_norm_of_orthogonal_vectors():

@@ -184,6 +184,35 @@ def test_augmented_training_resumes_exactly_and_records_the_shift(mnist_folder, 
             np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
 
 
+def test_projection_discriminator_trains_resumes_exactly_and_is_recorded(
+    mnist_folder, uninterrupted, tmp_path
+):
+    flags = ("--epoch", "2", "--snapshot-interval", "3", "--dis", "projection")
+    assert run_train(mnist_folder, tmp_path / "straight", *flags) == 0
+    assert losses(tmp_path / "straight") != losses(uninterrupted)  # another D
+    assert all(np.isfinite(losses(tmp_path / "straight")).ravel())
+    with np.load(tmp_path / "straight" / "snapshot_iter_8") as snapshot:
+        assert "updater/model:dis/embed/W_u" in snapshot.files  # spectral norm's vector is saved
+    resume = ("--resume", str(tmp_path / "straight" / "snapshot_iter_3"))
+    assert run_train(mnist_folder, tmp_path / "resumed", *flags, *resume) == 0
+    assert losses(tmp_path / "resumed") == losses(tmp_path / "straight")
+    assert json.loads((tmp_path / "resumed" / "generator.json").read_text())["discriminator"] == "projection"
+    with (
+        np.load(tmp_path / "resumed" / "generator.npz") as resumed,
+        np.load(tmp_path / "straight" / "generator.npz") as straight,
+    ):
+        for key in straight.files:
+            np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+
+
+def test_a_snapshot_of_the_other_discriminator_is_one_line(mnist_folder, uninterrupted, tmp_path, capsys):
+    snapshot = uninterrupted / "snapshot_iter_3"
+    assert run_train(mnist_folder, tmp_path, "--dis", "projection", "--resume", str(snapshot)) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"train.py: error: --resume {snapshot}: not a snapshot of this trainer")
+    assert error.count("\n") == 1
+
+
 def test_resume_continues_exactly_where_the_snapshot_stopped(mnist_folder, uninterrupted, tmp_path):
     flags = ("--epoch", "2", "--snapshot-interval", "3", "--resume", str(uninterrupted / "snapshot_iter_3"))
     assert run_train(mnist_folder, tmp_path, *flags) == 0
@@ -246,6 +275,8 @@ def test_help_names_every_flag():
         assert flag in result.stdout
     for flag in ["--resume", "--snapshot-interval", "--limit", "--export", "--export-only", "--augment"]:
         assert flag in result.stdout
+    for flag in ["--ema", "--gen-ch", "--dis-ch", "--dis"]:
+        assert flag in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -255,6 +286,10 @@ def test_help_names_every_flag():
         (["--lr", "nan"], "argument --lr: must be a positive number, got nan"),
         (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
         (["--augment", "-1"], "argument --augment: must be at least 0, got -1"),
+        (
+            ["--dis", "resnet"],
+            "argument --dis: invalid choice: 'resnet' (choose from 'planes', 'projection')",
+        ),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--export-only", "--export", "weights"], "--export-only needs --resume and --export"),
     ],
