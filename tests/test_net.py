@@ -50,10 +50,14 @@ def test_label_planes_are_constant_planes_of_each_label_value():
     np.testing.assert_array_equal(stacked[:, 1:], np.broadcast_to(labels[:, :, None, None], (2, 10, 28, 28)))
 
 
-def test_discriminator_gives_one_logit_per_image_and_depends_on_the_label():
+def tiny_discriminator_and_images(design):
+    """A seeded 8-channel discriminator of `design` and four random images for it."""
     np.random.seed(0)
-    dis = Discriminator(ch=8)
-    x = np.random.RandomState(1).rand(4, 1, 28, 28).astype(np.float32)
+    return design(ch=8), np.random.RandomState(1).rand(4, 1, 28, 28).astype(np.float32)
+
+
+def test_discriminator_gives_one_logit_per_image_and_depends_on_the_label():
+    dis, x = tiny_discriminator_and_images(Discriminator)
     with chainer.using_config("train", False):
         as_zero = dis(x, one_hot([0] * 4)).array
         as_seven = dis(x, one_hot([7] * 4)).array
@@ -62,9 +66,7 @@ def test_discriminator_gives_one_logit_per_image_and_depends_on_the_label():
 
 
 def test_projection_discriminator_gives_one_logit_per_image_linear_in_the_label():
-    np.random.seed(0)
-    dis = ProjectionDiscriminator(ch=8)
-    x = np.random.RandomState(1).rand(4, 1, 28, 28).astype(np.float32)
+    dis, x = tiny_discriminator_and_images(ProjectionDiscriminator)
     with chainer.using_config("train", False):
         as_zero = dis(x, one_hot([0] * 4)).array
         as_seven = dis(x, one_hot([7] * 4)).array
@@ -75,9 +77,7 @@ def test_projection_discriminator_gives_one_logit_per_image_linear_in_the_label(
 
 
 def test_projection_discriminator_weights_are_spectrally_normalized():
-    np.random.seed(0)
-    dis = ProjectionDiscriminator(ch=8)
-    x = np.random.RandomState(1).rand(4, 1, 28, 28).astype(np.float32)
+    dis, x = tiny_discriminator_and_images(ProjectionDiscriminator)
     for _ in range(100):  # each training forward pass runs one power iteration per weight
         dis(x, one_hot([1, 2, 3, 4]))
     links = list(dis.children())
