@@ -6,6 +6,7 @@ mpiexec -n 8 python train.py --communicator pure_nccl --global-bn   # data-paral
 """
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -19,7 +20,14 @@ from model import cpu_conv
 from model.cli import add_data_flags, non_negative_int, positive_float, positive_int, unit_float
 from model.data import DataError, load_mnist
 from model.export import save_generator
-from model.extensions import GeneratorAverage, export_generator, generator_metadata, preview, preview_grid
+from model.extensions import (
+    GeneratorAverage,
+    LinearDecay,
+    export_generator,
+    generator_metadata,
+    preview,
+    preview_grid,
+)
 from model.files import atomic_write
 from model.net import DISCRIMINATORS, Generator
 from model.updater import ConditionalGANUpdater
@@ -42,6 +50,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate")
     parser.add_argument("--beta1", type=unit_float, default=0.5, help="Adam beta1")
+    parser.add_argument(
+        "--lr-decay-from",
+        type=non_negative_int,
+        default=None,
+        metavar="ITERATION",
+        help="from this iteration on, lower both learning rates linearly to 0 at the end of training "
+        "(default: constant); a run resumed from a snapshot taken without it decays from there",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and noise")
     parser.add_argument(
         "--out",
@@ -174,9 +190,16 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
         iterator, *optimizers, device=device, rng=rng, max_shift=args.augment, **process
     )
     trainer = training.Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
+    if args.lr_decay_from is not None:
+        trainer.extend(LinearDecay(args.lr, args.lr_decay_from, last_iteration(args, len(shard))))
     if comm is None or comm.rank == 0:
         extend_writers(trainer, args, gen, run_info(args, dataset, comm))
     return trainer
+
+
+def last_iteration(args: argparse.Namespace, shard_size: int) -> int:
+    """The iteration at which --epoch epochs of `shard_size` images end."""
+    return math.ceil(args.epoch * shard_size / args.batchsize)
 
 
 def extend_writers(trainer: training.Trainer, args: argparse.Namespace, gen, info: dict) -> None:
@@ -222,6 +245,7 @@ def run_info(args: argparse.Namespace, dataset, comm=None) -> dict:
         "batchsize": args.batchsize,
         "lr": args.lr,
         "beta1": args.beta1,
+        "lr_decay_from": args.lr_decay_from,
         "discriminator": args.dis,
         "discriminator_ch": args.dis_ch,
         "ema_decay": args.ema,
@@ -273,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
             dataset = load_mnist(args.data, args.limit)
         except DataError as exception:
             error = str(exception)
+    if error := shared_error(comm, error):
+        return fail(error)
+    if rank == 0 and args.lr_decay_from is not None:
+        end = last_iteration(args, math.ceil(len(dataset) / (1 if comm is None else comm.size)))
+        if args.lr_decay_from >= end:
+            error = f"--lr-decay-from {args.lr_decay_from}: training ends at iteration {end}"
     if error := shared_error(comm, error):
         return fail(error)
 

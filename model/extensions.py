@@ -1,4 +1,4 @@
-"""Trainer extensions: the preview grid and the generator export."""
+"""Trainer extensions: the generator average, the learning-rate decay, the preview grid and the export."""
 
 import datetime
 from pathlib import Path
@@ -44,6 +44,38 @@ class GeneratorAverage(training.Extension):
 
     def serialize(self, serializer):
         self.averaged.serialize(serializer["averaged"])
+
+
+class LinearDecay(training.Extension):
+    """Lowers every optimizer's Adam `alpha` linearly from `lr` at iteration `start` to 0 at `end`.
+
+    The rate follows from the iteration alone, so a run resumed from any snapshot, taken with or
+    without the decay, trains with the rates an uninterrupted run would have used. (Chainer's
+    LinearShift counts its own calls instead, which a snapshot without it cannot restore.)
+    """
+
+    def __init__(self, lr: float, start: int, end: int):
+        self.lr = lr
+        self.start = start
+        self.end = end
+
+    def rate(self, iteration: int) -> float:
+        """Adam's alpha for the update that follows `iteration` completed ones."""
+        left = min(1.0, (self.end - iteration) / (self.end - self.start))
+        return self.lr * max(0.0, left)
+
+    @staticmethod
+    def trigger(trainer) -> bool:
+        """Every iteration, with no state to save: Chainer's IntervalTrigger would expect its own."""
+        return True
+
+    def initialize(self, trainer):
+        self(trainer)
+
+    def __call__(self, trainer):
+        alpha = self.rate(trainer.updater.iteration)
+        for optimizer in trainer.updater.get_all_optimizers().values():
+            optimizer.alpha = alpha
 
 
 def preview_grid(gen):

@@ -14,6 +14,7 @@ from mnist_files import write_idx, write_mnist_folder
 import train
 from model.augment import random_shifts, translate
 from model.data import IMAGES_MAGIC, TRAIN_IMAGES
+from model.extensions import LinearDecay
 from model.net import Discriminator
 from model.updater import generator_loss
 
@@ -213,6 +214,45 @@ def test_a_snapshot_of_the_other_discriminator_is_one_line(mnist_folder, uninter
     assert error.count("\n") == 1
 
 
+def test_linear_decay_holds_the_rate_until_its_start_then_lowers_it_to_zero_at_the_end():
+    decay = LinearDecay(2e-4, start=100, end=300)
+    rates = [decay.rate(iteration) for iteration in (0, 100, 200, 299, 300, 400)]
+    assert rates == pytest.approx([2e-4, 2e-4, 1e-4, 1e-6, 0, 0])
+
+
+def test_a_decayed_run_ends_with_both_rates_at_zero(tmp_path):
+    trainer = tiny_trainer(tmp_path, "--epoch", "1", "--lr-decay-from", "1")
+    trainer.run()
+    assert trainer.updater.iteration == 4
+    assert [optimizer.alpha for optimizer in trainer.updater.get_all_optimizers().values()] == [0, 0]
+
+
+def test_lr_decay_joins_a_run_resumed_from_a_snapshot_taken_without_it(mnist_folder, uninterrupted, tmp_path):
+    flags = ("--epoch", "2", "--snapshot-interval", "3", "--lr-decay-from", "3")
+    assert run_train(mnist_folder, tmp_path / "straight", *flags) == 0
+    decayed, constant = losses(tmp_path / "straight"), losses(uninterrupted)
+    assert decayed[:4] == constant[:4], "steps 1-4 at the full rate"
+    assert all(a != b for a, b in zip(decayed[4:], constant[4:], strict=True)), "then the rate falls"
+    # A constant-rate run's snapshot before the decay, and the decayed run's own in the middle of it.
+    for snapshot in (uninterrupted / "snapshot_iter_3", tmp_path / "straight" / "snapshot_iter_6"):
+        resumed = tmp_path / f"from_{snapshot.parent.name}"
+        assert run_train(mnist_folder, resumed, *flags, "--resume", str(snapshot)) == 0
+        assert losses(resumed) == decayed, snapshot
+        assert json.loads((resumed / "generator.json").read_text())["lr_decay_from"] == 3
+        with (
+            np.load(resumed / "generator.npz") as ours,
+            np.load(tmp_path / "straight" / "generator.npz") as theirs,
+        ):
+            for key in theirs.files:
+                np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
+def test_lr_decay_from_the_end_of_training_or_later_is_one_line(mnist_folder, tmp_path, capsys):
+    assert run_train(mnist_folder, tmp_path, "--epoch", "2", "--lr-decay-from", "8") == 2
+    error = capsys.readouterr().err
+    assert error == "train.py: error: --lr-decay-from 8: training ends at iteration 8\n"
+
+
 def test_resume_continues_exactly_where_the_snapshot_stopped(mnist_folder, uninterrupted, tmp_path):
     flags = ("--epoch", "2", "--snapshot-interval", "3", "--resume", str(uninterrupted / "snapshot_iter_3"))
     assert run_train(mnist_folder, tmp_path, *flags) == 0
@@ -275,7 +315,7 @@ def test_help_names_every_flag():
         assert flag in result.stdout
     for flag in ["--resume", "--snapshot-interval", "--limit", "--export", "--export-only", "--augment"]:
         assert flag in result.stdout
-    for flag in ["--ema", "--gen-ch", "--dis-ch", "--dis"]:
+    for flag in ["--ema", "--gen-ch", "--dis-ch", "--dis", "--lr-decay-from"]:
         assert flag in result.stdout
 
 
@@ -286,6 +326,7 @@ def test_help_names_every_flag():
         (["--lr", "nan"], "argument --lr: must be a positive number, got nan"),
         (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
         (["--augment", "-1"], "argument --augment: must be at least 0, got -1"),
+        (["--lr-decay-from", "-5"], "argument --lr-decay-from: must be at least 0, got -5"),
         (
             ["--dis", "resnet"],
             "argument --dis: invalid choice: 'resnet' (choose from 'planes', 'projection')",
