@@ -72,7 +72,12 @@ def as_dataset(images: np.ndarray, labels: np.ndarray) -> TupleDataset:
 def load_mnist(folder: Path | None = None, limit: int | None = None, train: bool = True) -> TupleDataset:
     """MNIST from `folder`, or downloaded (and cached) by Chainer when folder is None."""
     if folder is None:
-        train_set, test_set = get_mnist(withlabel=True, ndim=3)
+        try:
+            train_set, test_set = get_mnist(withlabel=True, ndim=3)
+        except OSError as error:  # urllib's URLError included: no network, no such host, refused
+            raise DataError(
+                f"could not download MNIST ({error}); pass --data with a folder of the four IDX .gz files"
+            ) from error
         chosen = train_set if train else test_set
         x, y = chosen._datasets
         return TupleDataset(x[:limit], y[:limit].astype(np.int32))

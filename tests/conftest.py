@@ -1,10 +1,12 @@
 """Shared fixtures: a small random generator whose pictures visibly differ, and an app serving it."""
 
+import urllib.error
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import model.data
 from app import create_app
 from model.export import save_generator
 from model.net import Generator
@@ -48,3 +50,13 @@ def app(generator_dir):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Chainer's MNIST download fails as it does on a machine without internet."""
+
+    def unreachable(**kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(model.data, "get_mnist", unreachable)

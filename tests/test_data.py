@@ -67,6 +67,11 @@ def test_load_mnist_names_a_missing_folder(tmp_path):
         load_mnist(tmp_path / "absent")
 
 
+def test_a_failed_download_is_a_data_error_that_points_to_data(no_network):
+    with pytest.raises(DataError, match=r"could not download MNIST \(.*Name or service not known.*--data"):
+        load_mnist()
+
+
 def test_load_mnist_rejects_images_and_labels_of_different_counts(tmp_path):
     folder = write_mnist_folder(tmp_path)
     write_idx(folder / TRAIN_LABELS, np.arange(5), LABELS_MAGIC)

@@ -107,6 +107,12 @@ def test_train_classifier_writes_weights_metadata_and_log(mnist_folder, tmp_path
     assert (out / "classifier.npz").is_file() and (result / "log").is_file()
 
 
+def test_train_classifier_without_network_or_data_is_one_line(no_network, tmp_path, capsys):
+    assert train_classifier.main(["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("train_classifier.py: error: could not download MNIST (") and err.count("\n") == 1
+
+
 def test_train_classifier_names_a_missing_data_folder(tmp_path, capsys):
     assert train_classifier.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert (

@@ -347,6 +347,12 @@ def test_a_missing_data_folder_is_one_line_and_exit_2(tmp_path):
     assert result.stderr == f"train.py: error: {tmp_path / 'nowhere'}: data directory not found\n"
 
 
+def test_no_network_without_data_is_one_line_and_exit_2(no_network, tmp_path, capsys):
+    assert train.main(["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("train.py: error: could not download MNIST (") and err.count("\n") == 1
+
+
 def test_a_truncated_data_file_names_the_file(mnist_folder, tmp_path, capsys):
     broken = write_mnist_folder(tmp_path, n=4)
     raw = (broken / TRAIN_IMAGES).read_bytes()
