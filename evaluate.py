@@ -16,6 +16,7 @@ from chainer.dataset import concat_examples
 
 from model import metrics
 from model.classifier import ClassifierError, load_classifier, predict
+from model.cli import OneLineParser
 from model.data import DataError, load_mnist
 from model.export import WeightsError, load_generator
 from model.net import IMAGE_SIZE, N_CLASSES
@@ -270,13 +271,6 @@ def table(report: dict) -> str:
         lines.append(f"  {'pass' if check['pass'] else 'FAIL'}  {name} = {shown} ({limit})")
     lines.append(f"quality bar: {'PASS' if bar['pass'] else 'FAIL'}")
     return "\n".join(lines)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit status 2), like every other error here."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def per_class_count(text: str) -> int:

@@ -17,13 +17,13 @@ from chainer.datasets import TransformDataset
 from chainer.training import extensions
 
 from model.classifier import Classifier, predict, save_classifier
-from model.cli import add_data_flags, non_negative_int, positive_float, positive_int
+from model.cli import OneLineParser, add_data_flags, non_negative_int, positive_float, positive_int
 from model.data import DataError, load_mnist
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, in the Chainer examples' style."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="train_classifier.py", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--device",
         "-d",

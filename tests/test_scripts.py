@@ -119,3 +119,13 @@ def test_train_classifier_names_a_missing_data_folder(tmp_path, capsys):
         capsys.readouterr().err
         == f"train_classifier.py: error: {tmp_path / 'nowhere'}: data directory not found\n"
     )
+
+
+def test_train_classifier_rejects_a_bad_flag_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_classifier.main(["--epoch", "0"])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err
+        == "train_classifier.py: error: argument --epoch/-e: must be at least 1, got 0\n"
+    )
