@@ -17,7 +17,14 @@ from chainer.training import extensions
 from PIL import Image
 
 from model import cpu_conv
-from model.cli import add_data_flags, non_negative_int, positive_float, positive_int, unit_float
+from model.cli import (
+    OneLineParser,
+    add_data_flags,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_float,
+)
 from model.data import DataError, load_mnist
 from model.export import save_generator
 from model.extensions import (
@@ -30,14 +37,14 @@ from model.extensions import (
 )
 from model.files import atomic_write
 from model.net import DISCRIMINATORS, Generator
-from model.updater import ConditionalGANUpdater
+from model.updater import LOSSES, ConditionalGANUpdater
 
 COMMUNICATORS = ("naive", "pure_nccl")  # ChainerMN's names: CPU processes, or one GPU per process
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, in the Chainer examples' style."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="train.py", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--device",
         "-d",
@@ -115,6 +122,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "resumes only with the design it was trained with",
     )
     parser.add_argument(
+        "--loss",
+        choices=tuple(LOSSES),
+        default="nonsaturating",
+        help="GAN loss: nonsaturating (softplus, the DCGAN paper's) or hinge (the projection "
+        "discriminator paper's); a snapshot resumes with either",
+    )
+    parser.add_argument(
         "--communicator",
         choices=COMMUNICATORS,
         default=None,
@@ -187,7 +201,7 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
     )
     process = {} if comm is None else {"rank": comm.rank, "size": comm.size}
     updater = ConditionalGANUpdater(
-        iterator, *optimizers, device=device, rng=rng, max_shift=args.augment, **process
+        iterator, *optimizers, device=device, rng=rng, max_shift=args.augment, loss=args.loss, **process
     )
     trainer = training.Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
     if args.lr_decay_from is not None:
@@ -248,6 +262,7 @@ def run_info(args: argparse.Namespace, dataset, comm=None) -> dict:
         "lr_decay_from": args.lr_decay_from,
         "discriminator": args.dis,
         "discriminator_ch": args.dis_ch,
+        "loss": args.loss,
         "ema_decay": args.ema,
         "augment_pixels": args.augment,
     }

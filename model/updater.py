@@ -19,6 +19,23 @@ def generator_loss(y_fake):
     return F.mean(F.softplus(-y_fake))
 
 
+def hinge_discriminator_loss(y_real, y_fake):
+    """Hinge D loss (Lim & Ye 2017, as in Miyato & Koyama 2018): relu(1 - y_real) + relu(1 + y_fake)."""
+    return F.mean(F.relu(1 - y_real)) + F.mean(F.relu(1 + y_fake))
+
+
+def hinge_generator_loss(y_fake):
+    """The hinge GAN's G loss: -y_fake, batch mean."""
+    return -F.mean(y_fake)
+
+
+LOSSES = {
+    "nonsaturating": (discriminator_loss, generator_loss),
+    "hinge": (hinge_discriminator_loss, hinge_generator_loss),
+}
+"""Name -> (D loss, G loss), as train.py --loss chooses."""
+
+
 class ConditionalGANUpdater(training.updaters.StandardUpdater):
     """Alternates one D step and one G step per batch.
 
@@ -29,6 +46,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
 
     With `max_shift` > 0, D sees every image (real, and fake in both steps) moved by its own
     random shift of up to that many pixels (model/augment.py), drawn from `rng` as well.
+    `loss` names the pair of losses in LOSSES.
 
     In data-parallel training, process `rank` of `size` gets the batches of its own data shard
     and the same seed as all the others.
@@ -44,12 +62,14 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         rank: int = 0,
         size: int = 1,
         max_shift: int = 0,
+        loss: str = "nonsaturating",
     ):
         super().__init__(iterator, {"gen": gen_optimizer, "dis": dis_optimizer}, device=device)
         self.rng = rng
         self.rank = rank
         self.size = size
         self.max_shift = max_shift
+        self.dis_loss, self.gen_loss = LOSSES[loss]
 
     def own_rows(self, global_batch: np.ndarray) -> np.ndarray:
         """This process's rows of something drawn for the whole global batch.
@@ -83,8 +103,8 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         x_fake = gen(z, labels)
         y_real = dis(self.seen_by_dis(x_real), labels)
         y_fake = dis(self.seen_by_dis(x_fake.array), labels)
-        dis_optimizer.update(self._reported, dis, discriminator_loss, y_real, y_fake)
-        gen_optimizer.update(self._reported, gen, generator_loss, dis(self.seen_by_dis(x_fake), labels))
+        dis_optimizer.update(self._reported, dis, self.dis_loss, y_real, y_fake)
+        gen_optimizer.update(self._reported, gen, self.gen_loss, dis(self.seen_by_dis(x_fake), labels))
 
     @staticmethod
     def _reported(observer, lossfun, *logits):
