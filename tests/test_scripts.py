@@ -76,14 +76,18 @@ def test_evaluate_repeats_print_the_spread_of_the_frechet_ratio(
     assert "Fréchet ratio over 2 seed sets x 2 real halves: mean " in capsys.readouterr().out
 
 
-def test_evaluate_rejects_a_bad_count_in_one_line(capsys):
+@pytest.mark.parametrize(
+    ("script", "argv", "message"),
+    [
+        (evaluate, ["--per-class", "1"], "argument --per-class/-n: must be between 2 and 10000, got 1"),
+        (train_classifier, ["--epoch", "0"], "argument --epoch/-e: must be at least 1, got 0"),
+    ],
+)
+def test_a_bad_flag_is_one_line_and_exit_2(script, argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        evaluate.main(["--per-class", "1"])
+        script.main(argv)
     assert exit_info.value.code == 2
-    assert (
-        capsys.readouterr().err
-        == "evaluate.py: error: argument --per-class/-n: must be between 2 and 10000, got 1\n"
-    )
+    assert capsys.readouterr().err == f"{script.__name__}.py: error: {message}\n"
 
 
 def test_train_classifier_writes_weights_metadata_and_log(mnist_folder, tmp_path):
@@ -118,14 +122,4 @@ def test_train_classifier_names_a_missing_data_folder(tmp_path, capsys):
     assert (
         capsys.readouterr().err
         == f"train_classifier.py: error: {tmp_path / 'nowhere'}: data directory not found\n"
-    )
-
-
-def test_train_classifier_rejects_a_bad_flag_in_one_line(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        train_classifier.main(["--epoch", "0"])
-    assert exit_info.value.code == 2
-    assert (
-        capsys.readouterr().err
-        == "train_classifier.py: error: argument --epoch/-e: must be at least 1, got 0\n"
     )
