@@ -15,7 +15,7 @@ import train
 from model.augment import random_shifts, translate
 from model.data import IMAGES_MAGIC, TRAIN_IMAGES
 from model.extensions import LinearDecay
-from model.net import Discriminator
+from model.net import DISCRIMINATORS, Discriminator
 from model.updater import LOSSES, hinge_discriminator_loss, hinge_generator_loss
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
@@ -26,13 +26,17 @@ def tiny_dataset(n: int = 32) -> TupleDataset:
     return TupleDataset(rng.rand(n, 1, 28, 28).astype(np.float32), (np.arange(n) % 10).astype(np.int32))
 
 
-def tiny_trainer(tmp_path, *flags: str):
+def tiny_trainer(tmp_path, *flags: str, device: str = "@numpy"):
     args = train.parse_args([*TINY, "--out", str(tmp_path), *flags])
-    return train.build_trainer(args, tiny_dataset(), chainer.get_device("@numpy"))
+    return train.build_trainer(args, tiny_dataset(), chainer.get_device(device))
 
 
-def params(link) -> dict:
-    return {name: param.array.copy() for name, param in link.namedparams()}
+def params(link, field: str = "array") -> dict:
+    """Copies of the link's weights (or with field="grad" their gradients), on the CPU."""
+    return {
+        name: chainer.backend.CpuDevice().send(getattr(param, field)).copy()
+        for name, param in link.namedparams()
+    }
 
 
 def reported_update(updater) -> dict:
@@ -57,6 +61,40 @@ def test_training_iterations_change_both_networks_and_report_finite_losses(tmp_p
         changed = [name for name, array in params(net).items() if not np.array_equal(array, old[name])]
         assert len(changed) == len(old), f"{type(net).__name__}: only {changed} changed"
     assert updater.iteration == 3
+
+
+def gpu_count() -> int:
+    if not chainer.backends.cuda.available:
+        return 0
+    try:
+        return chainer.backends.cuda.cupy.cuda.runtime.getDeviceCount()
+    except chainer.backends.cuda.cupy.cuda.runtime.CUDARuntimeError:
+        return 0
+
+
+@pytest.mark.skipif(gpu_count() == 0, reason="needs CuPy and a GPU (run on a GPU box)")
+# Chainer 7.8.1's indexing backward calls an API that CuPy 13 deprecates
+@pytest.mark.filterwarnings("ignore:.*scatter_add. is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("dis", DISCRIMINATORS)
+def test_a_gpu_run_follows_the_cpu_run_up_to_float_rounding(tmp_path, dis):
+    """Same seed and data on CuPy and NumPy: the same losses for three iterations and then the same
+    gradients, so the noise, the shuffling, spectral norm's vectors and the optimizers take one path."""
+    cpu, gpu = (
+        tiny_trainer(tmp_path / name, "--dis", dis, device=name).updater for name in ("@numpy", "@cupy:0")
+    )
+    for _ in range(3):
+        ours, theirs = reported_update(gpu), reported_update(cpu)
+        for key in ("gen/loss", "dis/loss"):
+            assert float(ours[key].array) == pytest.approx(float(theirs[key].array), rel=1e-3, abs=1e-5), key
+    for net in ("gen", "dis"):
+        cpu_grads, gpu_grads = (params(u.get_optimizer(net).target, "grad") for u in (cpu, gpu))
+        scale = max(float(np.abs(grad).max()) for grad in cpu_grads.values())
+        for name, grad in cpu_grads.items():
+            # Not the weights: Adam moves a weight whose gradient is only rounding noise (a bias before
+            # batch norm) by the full rate either way. A wrong gradient is off at the gradients' scale.
+            np.testing.assert_allclose(
+                gpu_grads[name], grad, rtol=0, atol=1e-3 * scale, err_msg=f"{net}{name}"
+            )
 
 
 def test_hinge_losses_on_known_logits():
