@@ -30,6 +30,7 @@ from model.export import save_generator
 from model.extensions import (
     GeneratorAverage,
     LinearDecay,
+    RunRecord,
     export_generator,
     generator_metadata,
     preview,
@@ -220,13 +221,15 @@ def extend_writers(trainer: training.Trainer, args: argparse.Namespace, gen, inf
     """The generator average and everything that reports or writes files."""
     average = GeneratorAverage(gen, args.ema)
     trainer.extend(average)
+    record = RunRecord(info)
+    trainer.extend(record)
     # Triggers keep state, so each extension gets its own.
     trainer.extend(
         extensions.snapshot(filename="snapshot_iter_{.updater.iteration}"),
         trigger=EveryOrAtEnd(args.snapshot_interval, args.epoch),
     )
     trainer.extend(
-        export_generator(average.averaged, args.out, EveryOrAtEnd(args.snapshot_interval, args.epoch), info)
+        export_generator(average.averaged, args.out, EveryOrAtEnd(args.snapshot_interval, args.epoch), record)
     )
     trainer.extend(preview(average.averaged, args.out))
     trainer.extend(extensions.LogReport(trigger=EveryOrAtEnd(args.log_interval, args.epoch)))
@@ -336,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.export is not None and rank == 0:
         gen = exported_generator(trainer, args.ema)
-        save_generator(gen, args.export, generator_metadata(trainer, run_info(args, dataset, comm)))
+        recipe = trainer.get_extension("RunRecord").recipe()
+        if args.ema == 0:  # the last iterate, whatever the run averaged
+            recipe["ema_decay"] = 0.0
+        save_generator(gen, args.export, generator_metadata(trainer, recipe))
         grid = Image.fromarray(preview_grid(gen))
         atomic_write(args.export / "preview.png", lambda tmp: grid.save(tmp, format="PNG"))
         print(f"exported the generator to {args.export}")

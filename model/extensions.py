@@ -1,8 +1,12 @@
-"""Trainer extensions: the generator average, the learning-rate decay, the preview grid and the export."""
+"""Trainer extensions: the generator average, the learning-rate decay, the run's recipe, the preview
+grid and the export."""
 
 import datetime
+import json
 from pathlib import Path
 
+import chainer
+import numpy as np
 from chainer import training
 from PIL import Image
 
@@ -78,6 +82,49 @@ class LinearDecay(training.Extension):
             optimizer.alpha = alpha
 
 
+class RunRecord(training.Extension):
+    """The run's recipe, kept in its snapshots: the flags of each leg and the iteration it began at.
+
+    A run resumed with other flags (a decay added, say) begins a new leg, so that generator.json says
+    how its weights were made, and --export-only takes the snapshot's recipe, not its own flags.
+    """
+
+    def __init__(self, info: dict):
+        self.info = info
+        self.legs: list[dict] = []  # from a snapshot, or begun by the run that starts
+
+    @staticmethod
+    def trigger(trainer) -> bool:
+        """Never: the record only travels in snapshots."""
+        return False
+
+    def initialize(self, trainer):
+        """A run starts, fresh or resumed: its flags begin a leg unless they are the last leg's."""
+        if not self.legs or self.flags(self.legs[-1]) != self.info:
+            self.legs.append({"from_iteration": trainer.updater.iteration, **self.info})
+
+    @staticmethod
+    def flags(leg: dict) -> dict:
+        return {key: value for key, value in leg.items() if key != "from_iteration"}
+
+    def recipe(self) -> dict:
+        """The latest leg's flags, with every leg when there were several or the first is unknown."""
+        if not self.legs:  # --export-only of a snapshot taken before runs kept their record
+            return {**self.info, "recipe": "the flags given to --export-only: the snapshot holds none"}
+        if len(self.legs) == 1 and self.legs[0]["from_iteration"] == 0:
+            return self.flags(self.legs[0])
+        return {**self.flags(self.legs[-1]), "legs": self.legs}
+
+    def serialize(self, serializer):
+        if isinstance(serializer, chainer.serializer.Serializer):
+            serializer("legs", np.array(json.dumps(self.legs)))
+            return
+        try:
+            self.legs = json.loads(str(serializer("legs", None)))
+        except KeyError:  # a snapshot taken before runs kept their record
+            self.legs = []
+
+
 def preview_grid(gen):
     """10x10 uint8 grid: row r is digit r, column c is noise seed c (as the app draws it)."""
     digits = [d for d in range(N_CLASSES) for _ in PREVIEW_SEEDS]
@@ -96,12 +143,12 @@ def preview(gen, out: Path):
     return write_preview
 
 
-def generator_metadata(trainer, run_info: dict) -> dict:
-    """Run facts plus how far training has come, for generator.json."""
+def generator_metadata(trainer, recipe: dict) -> dict:
+    """The run's recipe plus how far training has come, for generator.json."""
     updater = trainer.updater
-    global_batch = updater.get_iterator("main").batch_size * run_info.get("processes", 1)
+    global_batch = recipe["batchsize"] * recipe.get("processes", 1)
     return {
-        **run_info,
+        **recipe,
         "epochs": updater.epoch_detail,
         "iterations": updater.iteration,
         "images_seen": updater.iteration * global_batch,
@@ -109,11 +156,11 @@ def generator_metadata(trainer, run_info: dict) -> dict:
     }
 
 
-def export_generator(gen, out: Path, trigger, run_info: dict):
+def export_generator(gen, out: Path, trigger, record: RunRecord):
     """Extension writing generator.npz and generator.json into `out`."""
 
     @training.make_extension(trigger=trigger, priority=training.PRIORITY_READER)
     def write_generator(trainer):
-        save_generator(gen, out, generator_metadata(trainer, run_info))
+        save_generator(gen, out, generator_metadata(trainer, record.recipe()))
 
     return write_generator

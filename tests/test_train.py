@@ -256,6 +256,31 @@ def test_hinge_loss_trains_resumes_exactly_and_is_recorded(mnist_folder, uninter
     assert losses(straight) != losses(uninterrupted)  # the same networks, another loss
     assert all(np.isfinite(losses(straight)).ravel())
     assert json.loads((resumed / "generator.json").read_text())["loss"] == "hinge"
+    exported = tmp_path / "exported"
+    export = ("--export-only", "--resume", str(straight / "snapshot_iter_3"), "--export", str(exported))
+    assert run_train(mnist_folder, tmp_path / "out", *export) == 0  # no --loss: the snapshot knows its own
+    assert json.loads((exported / "generator.json").read_text())["loss"] == "hinge"
+
+
+def test_export_only_of_a_snapshot_without_a_record_says_it_used_its_own_flags(
+    mnist_folder, uninterrupted, tmp_path
+):
+    """Snapshots taken before runs kept their recipe still export, and say where the recipe came from."""
+    with np.load(uninterrupted / "snapshot_iter_3") as snapshot:
+        assert "extensions/RunRecord/legs" in snapshot.files
+        old = {key: snapshot[key] for key in snapshot.files if not key.startswith("extensions/RunRecord/")}
+    np.savez(tmp_path / "old_snapshot.npz", **old)
+    export = (
+        "--export-only",
+        "--resume",
+        str(tmp_path / "old_snapshot.npz"),
+        "--export",
+        str(tmp_path / "w"),
+    )
+    assert run_train(mnist_folder, tmp_path / "out", "--loss", "hinge", *export) == 0
+    metadata = json.loads((tmp_path / "w" / "generator.json").read_text())
+    assert (metadata["loss"], metadata["iterations"]) == ("hinge", 3)
+    assert metadata["recipe"] == "the flags given to --export-only: the snapshot holds none"
 
 
 def test_a_snapshot_of_the_other_discriminator_is_one_line(mnist_folder, uninterrupted, tmp_path, capsys):
@@ -290,7 +315,11 @@ def test_lr_decay_joins_a_run_resumed_from_a_snapshot_taken_without_it(mnist_fol
         resumed = tmp_path / f"from_{snapshot.parent.name}"
         assert run_train(mnist_folder, resumed, *flags, "--resume", str(snapshot)) == 0
         assert losses(resumed) == decayed, snapshot
-        assert json.loads((resumed / "generator.json").read_text())["lr_decay_from"] == 3
+        metadata = json.loads((resumed / "generator.json").read_text())
+        assert metadata["lr_decay_from"] == 3
+        # The constant-rate run's snapshot begins a second leg; the decayed run's own goes on with its one.
+        legs = [(leg["from_iteration"], leg["lr_decay_from"]) for leg in metadata.get("legs", [])]
+        assert legs == ([(0, None), (3, 3)] if snapshot.parent == uninterrupted else [])
         same_generator(resumed, tmp_path / "straight")
 
 
