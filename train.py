@@ -123,6 +123,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "resumes only with the design it was trained with",
     )
     parser.add_argument(
+        "--dis-steps",
+        type=positive_int,
+        default=1,
+        help="discriminator steps per generator step, each on a batch of its own (an epoch then "
+        "takes that many times fewer iterations)",
+    )
+    parser.add_argument(
         "--loss",
         choices=tuple(LOSSES),
         default="nonsaturating",
@@ -202,7 +209,14 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
     )
     process = {} if comm is None else {"rank": comm.rank, "size": comm.size}
     updater = ConditionalGANUpdater(
-        iterator, *optimizers, device=device, rng=rng, max_shift=args.augment, loss=args.loss, **process
+        iterator,
+        *optimizers,
+        device=device,
+        rng=rng,
+        max_shift=args.augment,
+        loss=args.loss,
+        dis_steps=args.dis_steps,
+        **process,
     )
     trainer = training.Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
     if args.lr_decay_from is not None:
@@ -214,7 +228,7 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
 
 def last_iteration(args: argparse.Namespace, shard_size: int) -> int:
     """The iteration at which --epoch epochs of `shard_size` images end."""
-    return math.ceil(args.epoch * shard_size / args.batchsize)
+    return math.ceil(args.epoch * shard_size / (args.batchsize * args.dis_steps))
 
 
 def extend_writers(trainer: training.Trainer, args: argparse.Namespace, gen, info: dict) -> None:
@@ -266,6 +280,7 @@ def run_info(args: argparse.Namespace, dataset, comm=None) -> dict:
         "discriminator": args.dis,
         "discriminator_ch": args.dis_ch,
         "loss": args.loss,
+        "dis_steps": args.dis_steps,
         "ema_decay": args.ema,
         "augment_pixels": args.augment,
     }

@@ -146,12 +146,12 @@ def preview(gen, out: Path):
 def generator_metadata(trainer, recipe: dict) -> dict:
     """The run's recipe plus how far training has come, for generator.json."""
     updater = trainer.updater
-    global_batch = recipe["batchsize"] * recipe.get("processes", 1)
+    real_per_iteration = recipe["batchsize"] * recipe.get("processes", 1) * recipe.get("dis_steps", 1)
     return {
         **recipe,
         "epochs": updater.epoch_detail,
         "iterations": updater.iteration,
-        "images_seen": updater.iteration * global_batch,
+        "images_seen": updater.iteration * real_per_iteration,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 

@@ -37,9 +37,10 @@ LOSSES = {
 
 
 class ConditionalGANUpdater(training.updaters.StandardUpdater):
-    """Alternates one D step and one G step per batch.
+    """Alternates `dis_steps` D steps, each on a batch of its own, and one G step.
 
-    The D step sees the fake images detached from G, and each optimizer's
+    A D step sees the fake images detached from G; G's step uses the last D step's fake images and
+    labels, and each optimizer's
     update() clears its own gradients first, so G's step uses only G's loss.
     Noise comes from `rng`, whose state is saved in snapshots so that a resumed
     run draws exactly the noise an uninterrupted run would.
@@ -63,9 +64,11 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         size: int = 1,
         max_shift: int = 0,
         loss: str = "nonsaturating",
+        dis_steps: int = 1,
     ):
         super().__init__(iterator, {"gen": gen_optimizer, "dis": dis_optimizer}, device=device)
         self.rng = rng
+        self.dis_steps = dis_steps
         self.rank = rank
         self.size = size
         self.max_shift = max_shift
@@ -96,14 +99,15 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         gen_optimizer = self.get_optimizer("gen")
         dis_optimizer = self.get_optimizer("dis")
         gen, dis = gen_optimizer.target, dis_optimizer.target
-        x_real, digits = self.converter(self.get_iterator("main").next(), self.device)
-        labels = self.device.xp.eye(N_CLASSES, dtype=np.float32)[digits]
-        z = self.device.send(self.sample_noise(len(digits), gen.z_size))
+        for _ in range(self.dis_steps):
+            x_real, digits = self.converter(self.get_iterator("main").next(), self.device)
+            labels = self.device.xp.eye(N_CLASSES, dtype=np.float32)[digits]
+            z = self.device.send(self.sample_noise(len(digits), gen.z_size))
 
-        x_fake = gen(z, labels)
-        y_real = dis(self.seen_by_dis(x_real), labels)
-        y_fake = dis(self.seen_by_dis(x_fake.array), labels)
-        dis_optimizer.update(self._reported, dis, self.dis_loss, y_real, y_fake)
+            x_fake = gen(z, labels)
+            y_real = dis(self.seen_by_dis(x_real), labels)
+            y_fake = dis(self.seen_by_dis(x_fake.array), labels)
+            dis_optimizer.update(self._reported, dis, self.dis_loss, y_real, y_fake)
         gen_optimizer.update(self._reported, gen, self.gen_loss, dis(self.seen_by_dis(x_fake), labels))
 
     @staticmethod

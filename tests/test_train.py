@@ -97,6 +97,16 @@ def test_a_gpu_run_follows_the_cpu_run_up_to_float_rounding(tmp_path, dis):
             )
 
 
+def test_with_dis_steps_each_iteration_takes_that_many_d_steps_on_batches_of_their_own(tmp_path):
+    updater = tiny_trainer(tmp_path, "--dis-steps", "3").updater
+    gen_optimizer, dis_optimizer = updater.get_optimizer("gen"), updater.get_optimizer("dis")
+    for _ in range(2):
+        reported_update(updater)
+    assert (gen_optimizer.t, dis_optimizer.t) == (2, 6)
+    assert updater.iteration == 2
+    assert updater.get_iterator("main").epoch_detail == pytest.approx(6 * 8 / 32)
+
+
 def test_hinge_losses_on_known_logits():
     y_real, y_fake = np.array([2.0, 0.5], np.float32), np.array([-2.0, 0.5], np.float32)
     # D: mean(relu(1 - [2, 0.5])) + mean(relu(1 + [-2, 0.5])) = 0.25 + 0.75; G: -mean(y_fake)
@@ -283,6 +293,16 @@ def test_export_only_of_a_snapshot_without_a_record_says_it_used_its_own_flags(
     assert metadata["recipe"] == "the flags given to --export-only: the snapshot holds none"
 
 
+def test_dis_steps_train_resume_exactly_end_epochs_sooner_and_are_recorded(
+    mnist_folder, uninterrupted, tmp_path
+):
+    straight, resumed = train_and_resume(mnist_folder, tmp_path, "--dis-steps", "2")
+    assert len(losses(straight)) == 4, "2 epochs of 8 batches in 4 iterations of 2 batches"
+    assert losses(straight) != losses(uninterrupted)[:4]
+    metadata = json.loads((resumed / "generator.json").read_text())
+    assert (metadata["dis_steps"], metadata["iterations"], metadata["images_seen"]) == (2, 4, 4 * 2 * 8)
+
+
 def test_a_snapshot_of_the_other_discriminator_is_one_line(mnist_folder, uninterrupted, tmp_path, capsys):
     snapshot = uninterrupted / "snapshot_iter_3"
     assert run_train(mnist_folder, tmp_path, "--dis", "projection", "--resume", str(snapshot)) == 2
@@ -297,10 +317,11 @@ def test_linear_decay_holds_the_rate_until_its_start_then_lowers_it_to_zero_at_t
     assert rates == pytest.approx([2e-4, 2e-4, 1e-4, 1e-6, 0, 0])
 
 
-def test_a_decayed_run_ends_with_both_rates_at_zero(tmp_path):
-    trainer = tiny_trainer(tmp_path, "--epoch", "1", "--lr-decay-from", "1")
+@pytest.mark.parametrize(("dis_steps", "iterations"), [("1", 4), ("2", 2)])
+def test_a_decayed_run_ends_with_both_rates_at_zero(tmp_path, dis_steps, iterations):
+    trainer = tiny_trainer(tmp_path, "--epoch", "1", "--lr-decay-from", "1", "--dis-steps", dis_steps)
     trainer.run()
-    assert trainer.updater.iteration == 4
+    assert trainer.updater.iteration == iterations
     assert [optimizer.alpha for optimizer in trainer.updater.get_all_optimizers().values()] == [0, 0]
 
 
@@ -391,7 +412,7 @@ def test_help_names_every_flag():
         assert flag in result.stdout
     for flag in ["--resume", "--snapshot-interval", "--limit", "--export", "--export-only", "--augment"]:
         assert flag in result.stdout
-    for flag in ["--ema", "--gen-ch", "--dis-ch", "--dis", "--lr-decay-from", "--loss"]:
+    for flag in ["--ema", "--gen-ch", "--dis-ch", "--dis", "--lr-decay-from", "--loss", "--dis-steps"]:
         assert flag in result.stdout
 
 
@@ -402,6 +423,7 @@ def test_help_names_every_flag():
         (["--lr", "nan"], "argument --lr: must be a positive number, got nan"),
         (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
         (["--augment", "-1"], "argument --augment: must be at least 0, got -1"),
+        (["--dis-steps", "0"], "argument --dis-steps: must be at least 1, got 0"),
         (["--lr-decay-from", "-5"], "argument --lr-decay-from: must be at least 0, got -5"),
         (
             ["--dis", "resnet"],
