@@ -40,8 +40,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     """Alternates `dis_steps` D steps, each on a batch of its own, and one G step.
 
     A D step sees the fake images detached from G; G's step uses the last D step's fake images and
-    labels, and each optimizer's
-    update() clears its own gradients first, so G's step uses only G's loss.
+    labels. Each optimizer's update() clears its own gradients first, so G's step uses only G's loss.
     Noise comes from `rng`, whose state is saved in snapshots so that a resumed
     run draws exactly the noise an uninterrupted run would.
 
