@@ -113,6 +113,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "pixels (0 = off); fights D memorising a small training set",
     )
     parser.add_argument("--gen-ch", type=positive_int, default=128, help="generator channel width")
+    parser.add_argument(
+        "--label-bn",
+        action="store_true",
+        help="the label also sets the gain and bias of the generator's batch norms (conditional batch norm)",
+    )
     parser.add_argument("--dis-ch", type=positive_int, default=64, help="discriminator channel width")
     parser.add_argument(
         "--dis",
@@ -185,7 +190,7 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
     """
     np.random.seed(args.seed)
     cpu_conv.install()  # same results up to float rounding, 1.5x the CPU throughput (bench/train_speed.py)
-    gen = Generator(ch=args.gen_ch)
+    gen = Generator(ch=args.gen_ch, label_bn=args.label_bn)
     dis = DISCRIMINATORS[args.dis](ch=args.dis_ch)
     if comm is not None:
         from model import distributed

@@ -17,7 +17,13 @@ class WeightsError(Exception):
 
 def architecture_of(gen: Generator) -> dict:
     """The sizes needed to rebuild `gen` before its weights are loaded."""
-    return {"name": ARCHITECTURE, "z_size": gen.z_size, "ch": gen.ch, "n_classes": gen.n_classes}
+    return {
+        "name": ARCHITECTURE,
+        "z_size": gen.z_size,
+        "ch": gen.ch,
+        "n_classes": gen.n_classes,
+        "label_bn": gen.label_bn,
+    }
 
 
 def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
@@ -35,8 +41,11 @@ def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
     return save_chain(gen, folder / WEIGHTS_NAME, folder / METADATA_NAME, described)
 
 
-def architecture_sizes(metadata: dict, path: Path) -> dict:
-    """z_size, ch and n_classes from the metadata's architecture, each checked before it sizes arrays."""
+def architecture_arguments(metadata: dict, path: Path) -> dict:
+    """Generator's arguments from the metadata's architecture, each checked before it sizes arrays.
+
+    Files written before label_bn existed lack it: they hold the plain batch norms.
+    """
     arch = metadata.get("architecture")
     name = arch.get("name") if isinstance(arch, dict) else arch
     if name != ARCHITECTURE:
@@ -49,13 +58,16 @@ def architecture_sizes(metadata: dict, path: Path) -> dict:
                 f"{path}: architecture.{key} must be an integer from 1 to {MAX_SIZE}, got {value!r}"
             )
         sizes[key] = value
-    return sizes
+    label_bn = arch.get("label_bn", False)
+    if not isinstance(label_bn, bool):
+        raise WeightsError(f"{path}: architecture.label_bn must be true or false, got {label_bn!r}")
+    return {**sizes, "label_bn": label_bn}
 
 
 def load_generator(folder: Path) -> tuple[Generator, dict]:
     """Rebuild the generator from `folder`, checking the npz against the metadata's sha256."""
     folder = Path(folder)
     metadata = checked_metadata(folder / WEIGHTS_NAME, folder / METADATA_NAME, WeightsError)
-    gen = Generator(**architecture_sizes(metadata, folder / METADATA_NAME))
+    gen = Generator(**architecture_arguments(metadata, folder / METADATA_NAME))
     load_weights(folder / WEIGHTS_NAME, gen, WeightsError)
     return gen, metadata

@@ -13,27 +13,60 @@ IMAGE_SIZE = 28
 N_CLASSES = 10
 
 
-class Generator(chainer.Chain):
-    """(noise, label vector) -> 1x28x28 image in [0, 1]."""
+class LabelBatchNormalization(chainer.Chain):
+    """Batch norm whose gain and bias are linear in the label vector (conditional batch norm).
 
-    def __init__(self, z_size: int = 100, ch: int = 128, n_classes: int = N_CLASSES):
+    gain = 1 + labels @ G and bias = labels @ B, per channel, with G and B starting at zero, so the
+    layer starts as plain batch norm and a soft label gets the same mixture of the digits' gains.
+    """
+
+    def __init__(self, size: int, n_classes: int):
+        super().__init__()
+        with self.init_scope():
+            self.bn = L.BatchNormalization(size, use_gamma=False, use_beta=False)
+            self.gain = L.Linear(n_classes, size, nobias=True, initialW=0)
+            self.bias = L.Linear(n_classes, size, nobias=True, initialW=0)
+
+    def forward(self, h, labels):
+        per_channel = (len(h), -1) + (1,) * (h.ndim - 2)
+        gain = F.broadcast_to(F.reshape(self.gain(labels), per_channel), h.shape)
+        bias = F.broadcast_to(F.reshape(self.bias(labels), per_channel), h.shape)
+        return self.bn(h) * (gain + 1) + bias
+
+
+class Generator(chainer.Chain):
+    """(noise, label vector) -> 1x28x28 image in [0, 1].
+
+    The label is joined to the noise at the input; with label_bn it also sets the gain and bias
+    of both batch norms (LabelBatchNormalization).
+    """
+
+    def __init__(self, z_size: int = 100, ch: int = 128, n_classes: int = N_CLASSES, label_bn: bool = False):
         super().__init__()
         self.z_size = z_size
         self.ch = ch
         self.n_classes = n_classes
+        self.label_bn = label_bn
         w = chainer.initializers.Normal(0.02)
         with self.init_scope():
             self.fc = L.Linear(z_size + n_classes, ch * 7 * 7, initialW=w)
-            self.bn0 = L.BatchNormalization(ch * 7 * 7)
             self.dc1 = L.Deconvolution2D(ch, ch // 2, 4, 2, 1, initialW=w)
-            self.bn1 = L.BatchNormalization(ch // 2)
             self.dc2 = L.Deconvolution2D(ch // 2, 1, 4, 2, 1, initialW=w)
+            if label_bn:
+                self.bn0 = LabelBatchNormalization(ch * 7 * 7, n_classes)
+                self.bn1 = LabelBatchNormalization(ch // 2, n_classes)
+            else:
+                self.bn0 = L.BatchNormalization(ch * 7 * 7)
+                self.bn1 = L.BatchNormalization(ch // 2)
+
+    def normalize(self, bn: chainer.Link, h, labels):
+        return bn(h, labels) if self.label_bn else bn(h)
 
     def forward(self, z, labels):
         h = F.concat((z, labels), axis=1)
-        h = F.relu(self.bn0(self.fc(h)))
+        h = F.relu(self.normalize(self.bn0, self.fc(h), labels))
         h = F.reshape(h, (len(h), self.ch, 7, 7))
-        h = F.relu(self.bn1(self.dc1(h)))
+        h = F.relu(self.normalize(self.bn1, self.dc1(h), labels))
         return F.sigmoid(self.dc2(h))
 
 

@@ -4,7 +4,13 @@ import chainer
 import numpy as np
 import pytest
 
-from model.net import Discriminator, Generator, ProjectionDiscriminator, label_planes
+from model.net import (
+    Discriminator,
+    Generator,
+    LabelBatchNormalization,
+    ProjectionDiscriminator,
+    label_planes,
+)
 from model.sampling import generate, one_hot, seeds_noise, slerp
 
 
@@ -39,6 +45,31 @@ def test_generator_output_moves_with_a_soft_label(gen):
     labels[:, 1] = [0.0, 0.5, 1.0]
     a, mid, b = generate(gen, z, labels)
     assert not np.allclose(a, mid) and not np.allclose(mid, b)
+
+
+def test_a_new_label_bn_generator_draws_what_the_plain_one_of_the_same_seed_draws(gen):
+    np.random.seed(0)
+    with_label_bn = Generator(ch=16, label_bn=True)
+    z, labels = seeds_noise(range(4)), one_hot([0, 3, 5, 9])
+    with chainer.using_config("train", True):  # batch statistics: the gains and biases alone differ
+        np.testing.assert_array_equal(with_label_bn(z, labels).array, gen(z, labels).array)
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (4, 6, 3, 3)], ids=["features", "channels"])
+def test_label_batch_norm_scales_and_shifts_each_channel_by_the_labels_mixture_of_gains_and_biases(shape):
+    bn = LabelBatchNormalization(6, 10)
+    rng = np.random.default_rng(0)
+    for param in (bn.gain.W, bn.bias.W):
+        param.array[...] = rng.normal(0, 1, param.shape)
+    h = rng.normal(0, 1, shape).astype(np.float32)
+    labels = 0.3 * one_hot([2, 2, 0, 9]) + 0.7 * one_hot([5, 1, 0, 9])
+    with chainer.using_config("train", False):
+        normalized = bn.bn(h).array
+        out = bn(h, labels).array
+    per_channel = (4, 6) + (1,) * (len(shape) - 2)
+    gain = 1 + (labels @ bn.gain.W.array.T).reshape(per_channel)
+    bias = (labels @ bn.bias.W.array.T).reshape(per_channel)
+    np.testing.assert_allclose(out, normalized * gain + bias, rtol=1e-5, atol=1e-5)
 
 
 def test_label_planes_are_constant_planes_of_each_label_value():

@@ -14,6 +14,7 @@ from mnist_files import write_idx, write_mnist_folder
 import train
 from model.augment import random_shifts, translate
 from model.data import IMAGES_MAGIC, TRAIN_IMAGES
+from model.export import load_generator
 from model.extensions import LinearDecay
 from model.net import DISCRIMINATORS, Discriminator
 from model.updater import LOSSES, hinge_discriminator_loss, hinge_generator_loss
@@ -49,8 +50,9 @@ def reported_update(updater) -> dict:
     return observation
 
 
-def test_training_iterations_change_both_networks_and_report_finite_losses(tmp_path):
-    updater = tiny_trainer(tmp_path).updater
+@pytest.mark.parametrize("flags", [[], ["--label-bn"]], ids=["plain", "label-bn"])
+def test_training_iterations_change_both_networks_and_report_finite_losses(tmp_path, flags):
+    updater = tiny_trainer(tmp_path, *flags).updater
     gen, dis = updater.get_optimizer("gen").target, updater.get_optimizer("dis").target
     before = params(gen), params(dis)
     for _ in range(3):
@@ -272,6 +274,16 @@ def test_hinge_loss_trains_resumes_exactly_and_is_recorded(mnist_folder, uninter
     assert json.loads((exported / "generator.json").read_text())["loss"] == "hinge"
 
 
+def test_label_bn_trains_resumes_exactly_and_exports_a_generator_the_app_loads(
+    mnist_folder, uninterrupted, tmp_path
+):
+    straight, resumed = train_and_resume(mnist_folder, tmp_path, "--label-bn")
+    assert losses(straight) != losses(uninterrupted)  # another generator
+    gen, metadata = load_generator(resumed)
+    assert gen.label_bn and metadata["architecture"]["label_bn"] is True
+    assert np.abs(gen.bn1.gain.W.array).max() > 0  # the labels' gains left their zero start
+
+
 def test_export_only_of_a_snapshot_without_a_record_says_it_used_its_own_flags(
     mnist_folder, uninterrupted, tmp_path
 ):
@@ -303,9 +315,12 @@ def test_dis_steps_train_resume_exactly_end_epochs_sooner_and_are_recorded(
     assert (metadata["dis_steps"], metadata["iterations"], metadata["images_seen"]) == (2, 4, 4 * 2 * 8)
 
 
-def test_a_snapshot_of_the_other_discriminator_is_one_line(mnist_folder, uninterrupted, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "other", [["--dis", "projection"], ["--label-bn"]], ids=["discriminator", "generator"]
+)
+def test_a_snapshot_of_other_networks_is_one_line(mnist_folder, uninterrupted, tmp_path, capsys, other):
     snapshot = uninterrupted / "snapshot_iter_3"
-    assert run_train(mnist_folder, tmp_path, "--dis", "projection", "--resume", str(snapshot)) == 2
+    assert run_train(mnist_folder, tmp_path, *other, "--resume", str(snapshot)) == 2
     error = capsys.readouterr().err
     assert error.startswith(f"train.py: error: --resume {snapshot}: not a snapshot of this trainer")
     assert error.count("\n") == 1
@@ -408,12 +423,12 @@ def cli(*argv: str) -> subprocess.CompletedProcess:
 def test_help_names_every_flag():
     result = cli("--help")
     assert result.returncode == 0
-    for flag in ["--device", "--epoch", "--batchsize", "--lr", "--beta1", "--seed", "--out", "--data"]:
-        assert flag in result.stdout
-    for flag in ["--resume", "--snapshot-interval", "--limit", "--export", "--export-only", "--augment"]:
-        assert flag in result.stdout
-    for flag in ["--ema", "--gen-ch", "--dis-ch", "--dis", "--lr-decay-from", "--loss", "--dis-steps"]:
-        assert flag in result.stdout
+    flags = ["--device", "--epoch", "--batchsize", "--lr", "--beta1", "--seed", "--out", "--data"]
+    flags += ["--resume", "--snapshot-interval", "--limit", "--export", "--export-only", "--augment"]
+    flags += ["--ema", "--gen-ch", "--label-bn", "--dis-ch", "--dis", "--lr-decay-from", "--loss"]
+    flags += ["--dis-steps"]
+    for flag in flags:
+        assert flag in result.stdout, flag
 
 
 @pytest.mark.parametrize(
