@@ -157,6 +157,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.global_bn and args.communicator is None:
         parser.error("--global-bn needs --communicator")
+    if args.global_bn and args.label_bn:  # create_mnbn_model gives the copy a gain and bias that bn lacks
+        parser.error("--global-bn does not work with --label-bn: ChainerMN cannot copy its batch norms")
     if args.export_only and (args.resume is None or args.export is None):
         parser.error("--export-only needs --resume and --export")
     if args.communicator == "pure_nccl" and args.device is not None:

@@ -205,6 +205,10 @@ def test_a_data_error_on_rank_0_stops_every_process_with_one_line(tmp_path):
     [
         (["--global-bn"], "--global-bn needs --communicator"),
         (
+            ["--communicator", "naive", "--global-bn", "--label-bn"],
+            "--global-bn does not work with --label-bn: ChainerMN cannot copy its batch norms",
+        ),
+        (
             ["--communicator", "pure_nccl", "--device", "0"],
             "--device: --communicator pure_nccl gives each process the GPU of its rank on its node",
         ),
