@@ -16,7 +16,7 @@ class WeightsError(Exception):
 
 
 def architecture_of(gen: Generator) -> dict:
-    """The sizes needed to rebuild `gen` before its weights are loaded."""
+    """The sizes and options needed to rebuild `gen` before its weights are loaded."""
     return {
         "name": ARCHITECTURE,
         "z_size": gen.z_size,

@@ -60,6 +60,7 @@ class Generator(chainer.Chain):
                 self.bn1 = L.BatchNormalization(ch // 2)
 
     def normalize(self, bn: chainer.Link, h, labels):
+        """`bn` applied to h, given the labels where it takes them."""
         return bn(h, labels) if self.label_bn else bn(h)
 
     def forward(self, z, labels):

@@ -38,9 +38,10 @@ def test_loaded_generator_draws_exactly_what_the_saved_one_drew(exported):
 
 def test_a_label_bn_generator_round_trips(tmp_path):
     gen = Generator(ch=16, label_bn=True)
+    rng = np.random.default_rng(1)
     for link in (gen.bn0, gen.bn1):  # away from their zero start, so a wrong load would show
         for param in link.params():
-            param.array[...] = np.random.default_rng(1).normal(0, 0.5, param.shape)
+            param.array[...] = rng.normal(0, 0.5, param.shape)
     save_generator(gen, tmp_path, {})
     loaded, metadata = load_generator(tmp_path)
     z, labels = seeds_noise(range(3)), np.full((3, 10), 0.3, np.float32)
