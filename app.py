@@ -26,10 +26,10 @@ from flask import Flask, Response, current_app, render_template, request, url_fo
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from model import cpu_conv
-from model.cache import LruCache
 from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, load_generator
 from model.net import IMAGE_SIZE, N_CLASSES
 from model.sampling import MAX_SEED
+from webapp.cache import LruCache
 from webapp.pictures import digit_png, grid_png, morph_gif
 from webapp.validation import (
     STATE_FIELDS,

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 from chainer.dataset import concat_examples
 
-from model import metrics
-from model.classifier import ClassifierError, load_classifier, predict
-from model.cli import OneLineParser
-from model.data import DataError, load_mnist
+from evaluation import metrics
+from evaluation.classifier import ClassifierError, load_classifier, predict
 from model.export import WeightsError, load_generator
 from model.net import IMAGE_SIZE, N_CLASSES
 from model.sampling import generate, one_hot, seeds_noise
+from training.data import DataError, load_mnist
+from training.flags import OneLineParser
 
 SWEEP_PAIRS = ((0, 1), (3, 8), (4, 9))
 MAX_PER_CLASS = 10_000

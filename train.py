@@ -17,17 +17,11 @@ from chainer.training import extensions
 from PIL import Image
 
 from model import cpu_conv
-from model.cli import (
-    OneLineParser,
-    add_data_flags,
-    non_negative_int,
-    positive_float,
-    positive_int,
-    unit_float,
-)
-from model.data import DataError, load_mnist
 from model.export import save_generator
-from model.extensions import (
+from model.files import atomic_write
+from model.net import DISCRIMINATORS, Generator
+from training.data import DataError, load_mnist
+from training.extensions import (
     GeneratorAverage,
     LinearDecay,
     RunRecord,
@@ -36,9 +30,15 @@ from model.extensions import (
     preview,
     preview_grid,
 )
-from model.files import atomic_write
-from model.net import DISCRIMINATORS, Generator
-from model.updater import LOSSES, ConditionalGANUpdater
+from training.flags import (
+    OneLineParser,
+    add_data_flags,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_float,
+)
+from training.updater import LOSSES, ConditionalGANUpdater
 
 COMMUNICATORS = ("naive", "pure_nccl")  # ChainerMN's names: CPU processes, or one GPU per process
 
@@ -195,7 +195,7 @@ def build_trainer(args: argparse.Namespace, dataset, device, comm=None) -> train
     gen = Generator(ch=args.gen_ch, label_bn=args.label_bn)
     dis = DISCRIMINATORS[args.dis](ch=args.dis_ch)
     if comm is not None:
-        from model import distributed
+        from training import distributed
 
         if args.global_bn:
             gen, dis = (distributed.global_batch_norm(net, comm) for net in (gen, dis))
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     comm = None
     if args.communicator is not None:
         try:
-            from model import distributed
+            from training import distributed
 
             comm = distributed.communicator(args.communicator)
         except Exception as error:  # no mpi4py or MPI library; for pure_nccl no CuPy, NCCL or GPU

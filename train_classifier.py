@@ -16,9 +16,9 @@ from chainer import training
 from chainer.datasets import TransformDataset
 from chainer.training import extensions
 
-from model.classifier import Classifier, predict, save_classifier
-from model.cli import OneLineParser, add_data_flags, non_negative_int, positive_float, positive_int
-from model.data import DataError, load_mnist
+from evaluation.classifier import Classifier, predict, save_classifier
+from training.data import DataError, load_mnist
+from training.flags import OneLineParser, add_data_flags, non_negative_int, positive_float, positive_int
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

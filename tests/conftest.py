@@ -3,32 +3,11 @@
 import urllib.error
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import lively_generator, save
 
-import model.data
+import training.data
 from app import create_app
-from model.export import save_generator
-from model.net import Generator
-
-
-def lively_generator(seed: int = 0) -> Generator:
-    """An untrained generator with large weights, so that seeds and labels change many pixels.
-
-    Default (N(0, 0.02)) weights draw every picture as flat grey 127-128, which would let a
-    test pass while the seed or the labels are ignored.
-    """
-    gen = Generator(ch=16)
-    rng = np.random.RandomState(seed)
-    for _, param in sorted(gen.namedparams()):
-        if param.ndim > 1:
-            param.array[...] = rng.normal(0, 0.3, param.shape)
-    return gen
-
-
-def save(gen: Generator, folder: Path, note: str) -> Path:
-    save_generator(gen, folder, {"epochs": 0, "note": note})
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -59,4 +38,4 @@ def no_network(monkeypatch):
     def unreachable(**kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(model.data, "get_mnist", unreachable)
+    monkeypatch.setattr(training.data, "get_mnist", unreachable)

@@ -5,7 +5,7 @@ import chainer.functions as F
 import numpy as np
 import pytest
 
-from model.augment import random_shifts, translate
+from training.augment import random_shifts, translate
 
 
 def shifted_reference(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.classifier import (
+from evaluation.classifier import (
     METADATA_NAME,
     WEIGHTS_NAME,
     Classifier,
@@ -137,7 +137,7 @@ def test_shipped_classifier_reads_drawn_ones_and_zeros():
 def test_shipped_classifier_accuracy_is_reproducible_on_mnist():
     from chainer.dataset import concat_examples
 
-    from model.data import load_mnist
+    from training.data import load_mnist
 
     clf, metadata = load_classifier(SHIPPED)
     images, labels = concat_examples(load_mnist(MNIST, train=False)[:])

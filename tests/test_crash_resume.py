@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mnist_files import write_mnist_folder
+from helpers import write_mnist_folder
 
 from model.export import load_generator
 

@@ -4,9 +4,9 @@ import gzip
 
 import numpy as np
 import pytest
-from mnist_files import idx_bytes, write_idx, write_mnist_folder
+from helpers import idx_bytes, write_idx, write_mnist_folder
 
-from model.data import (
+from training.data import (
     IMAGES_MAGIC,
     LABELS_MAGIC,
     TRAIN_LABELS,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mnist_files import write_mnist_folder
+from helpers import write_mnist_folder
 
 import train
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from evaluate import evaluate_generator
-from model.classifier import Classifier, predict
+from evaluation.classifier import Classifier, predict
 from model.sampling import seeds_noise
 
 N_CLASSES = 10

@@ -13,7 +13,7 @@ from model.sampling import generate, one_hot, seeds_noise
 
 @pytest.fixture
 def exported(tmp_path):
-    from conftest import lively_generator
+    from helpers import lively_generator
 
     gen = lively_generator()
     save_generator(gen, tmp_path, {"epochs": 3, "seed": 5})

@@ -6,7 +6,7 @@ bench/request_cost.py, not here: timings belong in benchmarks.
 
 import numpy as np
 import pytest
-from conftest import save
+from helpers import save
 
 from app import MAX_FRAMES, MAX_GRID, MAX_GRID_PICTURES, create_app
 from bench.request_cost import DIGITS, LARGEST, MORPH

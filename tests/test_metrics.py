@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model import metrics
+from evaluation import metrics
 
 
 def gaussian_features(n=2000, d=8, shift=0.0, scale=1.0, seed=0):

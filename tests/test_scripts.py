@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from mnist_files import write_mnist_folder
+from helpers import write_mnist_folder
 
 import evaluate
 import train_classifier
-from model.classifier import Classifier, save_classifier
+from evaluation.classifier import Classifier, save_classifier
 
 
 @pytest.fixture(scope="module")

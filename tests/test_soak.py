@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_web_server import ROOT, free_port, web_command
+from helpers import ROOT, free_port, web_command
 
 REQUESTS = 10_000
 WARM_UP = 1_000

@@ -9,15 +9,15 @@ import chainer
 import numpy as np
 import pytest
 from chainer.datasets import TupleDataset
-from mnist_files import write_idx, write_mnist_folder
+from helpers import write_idx, write_mnist_folder
 
 import train
-from model.augment import random_shifts, translate
-from model.data import IMAGES_MAGIC, TRAIN_IMAGES
 from model.export import load_generator
-from model.extensions import LinearDecay
 from model.net import DISCRIMINATORS, Discriminator
-from model.updater import LOSSES, hinge_discriminator_loss, hinge_generator_loss
+from training.augment import random_shifts, translate
+from training.data import IMAGES_MAGIC, TRAIN_IMAGES
+from training.extensions import LinearDecay
+from training.updater import LOSSES, hinge_discriminator_loss, hinge_generator_loss
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
 

@@ -2,35 +2,14 @@
 
 import io
 import os
-import shlex
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
+from helpers import ROOT, free_port, web_command
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def web_command() -> list[str]:
-    """The Procfile's `web:` line, with its program taken from this Python's environment."""
-    lines = [line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")]
-    assert len(lines) == 1, "the Procfile needs exactly one web: line"
-    command = shlex.split(lines[0].removeprefix("web:"))
-    assert command[:2] == ["gunicorn", "app:app"]
-    program = Path(sys.executable).parent / command[0]
-    return [str(program) if program.exists() else command[0], *command[1:]]
 
 
 def get(url: str) -> tuple[int, str, bytes]:

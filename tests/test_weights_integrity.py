@@ -6,8 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import lively_generator, save
-from test_web_server import ROOT, free_port, web_command
+from helpers import ROOT, free_port, lively_generator, save, web_command
 
 import app as app_module
 from app import EXIT_BAD_WEIGHTS, create_app

@@ -5,8 +5,8 @@ import chainer.functions as F
 import numpy as np
 from chainer import training
 
-from model.augment import random_shifts, translate
 from model.net import N_CLASSES
+from training.augment import random_shifts, translate
 
 
 def discriminator_loss(y_real, y_fake):
@@ -45,7 +45,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     run draws exactly the noise an uninterrupted run would.
 
     With `max_shift` > 0, D sees every image (real, and fake in both steps) moved by its own
-    random shift of up to that many pixels (model/augment.py), drawn from `rng` as well.
+    random shift of up to that many pixels (training/augment.py), drawn from `rng` as well.
     `loss` names the pair of losses in LOSSES.
 
     In data-parallel training, process `rank` of `size` gets the batches of its own data shard

@@ -1,0 +1,69 @@
+"""What several test modules share: small MNIST files, a lively random generator, the Procfile's command."""
+
+import gzip
+import shlex
+import socket
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from model.export import save_generator
+from model.net import Generator
+from training.data import IMAGES_MAGIC, LABELS_MAGIC, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
+    path.write_bytes(gzip.compress(idx_bytes(array.astype(np.uint8), magic)))
+    return path
+
+
+def write_mnist_folder(folder: Path, n: int = 20, seed: int = 0) -> Path:
+    """A folder holding the four standard MNIST files with `n` random images each (no real data needed)."""
+    rng = np.random.RandomState(seed)
+    for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
+        write_idx(folder / images, rng.randint(0, 256, (n, 28, 28)), IMAGES_MAGIC)
+        write_idx(folder / labels, np.arange(n) % 10, LABELS_MAGIC)
+    return folder
+
+
+def lively_generator(seed: int = 0) -> Generator:
+    """An untrained generator with large weights, so that seeds and labels change many pixels.
+
+    Default (N(0, 0.02)) weights draw every picture as flat grey 127-128, which would let a
+    test pass while the seed or the labels are ignored.
+    """
+    gen = Generator(ch=16)
+    rng = np.random.RandomState(seed)
+    for _, param in sorted(gen.namedparams()):
+        if param.ndim > 1:
+            param.array[...] = rng.normal(0, 0.3, param.shape)
+    return gen
+
+
+def save(gen: Generator, folder: Path, note: str) -> Path:
+    save_generator(gen, folder, {"epochs": 0, "note": note})
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def web_command() -> list[str]:
+    """The Procfile's `web:` line, with its program taken from this Python's environment."""
+    lines = [line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")]
+    assert len(lines) == 1, "the Procfile needs exactly one web: line"
+    command = shlex.split(lines[0].removeprefix("web:"))
+    assert command[:2] == ["gunicorn", "app:app"]
+    program = Path(sys.executable).parent / command[0]
+    return [str(program) if program.exists() else command[0], *command[1:]]
