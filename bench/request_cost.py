@@ -13,20 +13,9 @@ import json
 import statistics
 import time
 
-from app import MAX_FRAMES, create_app
 from bench.machine import machine_info
-from webapp.validation import MAX_SCALE
-
-DIGITS = [[float(i == d) for i in range(10)] for d in range(10)]
-MORPH = {"from": {"labels": DIGITS[1], "seed": 1}, "to": {"labels": DIGITS[8], "seed": 2}}
-# The largest requests the caps allow, as (path, body).
-LARGEST = {
-    "generate": ("/generate", {"labels": DIGITS[3], "seed": 1, "scale": MAX_SCALE}),
-    "grid": ("/grid", {"labels": DIGITS, "seeds": [1, 2, 3, 4], "scale": 4}),
-    "grid, big pictures": ("/grid", {"labels": DIGITS[:3], "seeds": [1, 2, 3], "scale": 8}),
-    "interpolate": ("/interpolate", {**MORPH, "frames": MAX_FRAMES, "scale": 4}),
-    "interpolate, big frames": ("/interpolate", {**MORPH, "frames": 6, "scale": 8}),
-}
+from webapp import create_app
+from webapp.limits import LARGEST_REQUESTS
 
 
 def with_seed(body: dict, seed: int) -> dict:
@@ -45,7 +34,7 @@ def main() -> None:
 
     client = create_app({"TESTING": True}).test_client()
     results = {}
-    for name, (path, body) in LARGEST.items():
+    for name, (path, body) in LARGEST_REQUESTS.items():
         spent = []
         for repeat in range(args.repeats + 1):  # the first one warms up
             started = time.process_time()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from model.files import checked_metadata, load_weights, save_chain
 from model.net import Generator
+from model.sampling import NOISE_RULE
 
 ARCHITECTURE = "cdcgan-fc7x7-deconv4x2"
 WEIGHTS_NAME = "generator.npz"
@@ -34,7 +35,7 @@ def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
         "z": {
             "size": gen.z_size,
             "distribution": "uniform[-1, 1)",
-            "from_seed": "numpy.random.default_rng(seed).uniform(-1, 1, z_size).astype(float32)",
+            "from_seed": NOISE_RULE,
         },
         **metadata,
     }

@@ -1,7 +1,7 @@
 """Seed -> noise, and the label vectors the app and the training preview share.
 
-The noise for a seed is fixed and documented: numpy.random.default_rng(seed).uniform(-1, 1, 100)
-as float32. Same seed, same noise, on every machine and every run.
+The noise for a seed is fixed and documented (NOISE_RULE, written into generator.json and shown on
+the page): same seed, same noise, on every machine and every run.
 """
 
 import chainer
@@ -11,10 +11,11 @@ from model.net import N_CLASSES, Generator
 
 Z_SIZE = 100
 MAX_SEED = 2**32 - 1
+NOISE_RULE = "numpy.random.default_rng(seed).uniform(-1, 1, z_size).astype(float32)"
 
 
 def seed_noise(seed: int, z_size: int = Z_SIZE) -> np.ndarray:
-    """The noise vector for one seed, shape (z_size,), float32 in [-1, 1)."""
+    """The noise vector for one seed, shape (z_size,), float32 in [-1, 1): NOISE_RULE."""
     return np.random.default_rng(seed).uniform(-1, 1, z_size).astype(np.float32)
 
 
@@ -24,7 +25,9 @@ def seeds_noise(seeds, z_size: int = Z_SIZE) -> np.ndarray:
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """Spherical interpolation from a (t=0) to b (t=1); linear where a and b are parallel."""
+    """Spherical interpolation from a (t=0) to b (t=1), exact at the ends; linear where a, b are parallel."""
+    if t == 0 or t == 1:
+        return (a if t == 0 else b).astype(np.float32)
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     cos = np.dot(a64, b64) / (np.linalg.norm(a64) * np.linalg.norm(b64))
     omega = np.arccos(np.clip(cos, -1.0, 1.0))

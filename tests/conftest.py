@@ -7,7 +7,7 @@ import pytest
 from helpers import lively_generator, save
 
 import training.data
-from app import create_app
+from webapp import create_app
 
 
 @pytest.fixture(scope="session")

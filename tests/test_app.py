@@ -8,14 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from flask import Flask
 from PIL import Image
 
-import app as app_module
-from app import MAX_SEED, create_app
+import webapp
 from model.export import WeightsError
 from model.files import sha256_of
-from webapp import pictures
+from model.sampling import MAX_SEED
+from webapp import create_app, pictures
 
 ONE_HOT_2 = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
 ONE_HOT_7 = [0, 0, 0, 0, 0, 0, 0, 1, 0, 0]
@@ -54,10 +53,6 @@ def assert_error(response, status: int, field: str | None, *words: str):
 # ---------------------------------------------------------------- service endpoints
 
 
-def test_module_level_app_exists_for_gunicorn():
-    assert isinstance(app_module.app, Flask)
-
-
 def test_healthz_is_ok(client):
     response = client.get("/healthz")
     assert response.status_code == 200
@@ -75,7 +70,7 @@ def test_generator_is_loaded_once_at_start_up(app, client, monkeypatch):
     def fail(folder):
         raise AssertionError("the generator was loaded again during a request")
 
-    monkeypatch.setattr(app_module, "load_generator", fail)
+    monkeypatch.setattr(webapp, "load_generator", fail)
     assert post(client, "/generate", {"labels": ONE_HOT_2, "seed": 1}).status_code == 200
 
 

@@ -1,6 +1,6 @@
 """The PNG cache: hits give identical bytes without new work, the bounds hold, weights never mix."""
 
-from app import create_app
+from webapp import create_app
 from webapp.cache import LruCache
 
 DIGIT = {"labels": [0, 0, 0, 1, 0, 0, 0, 0, 0, 0], "seed": 5}

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import SECURITY_HEADERS
+from webapp.errors import SECURITY_HEADERS
 
 FUZZ = settings(
     max_examples=100,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from app import SECURITY_HEADERS, create_app
-from webapp import pictures
+from webapp import create_app, pictures
+from webapp.errors import SECURITY_HEADERS
 
 QUERY = "labels=0,0,1,0,0,0,0,0,0,0&seed=42"
 

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from helpers import save
 
-from app import MAX_FRAMES, MAX_GRID, MAX_GRID_PICTURES, create_app
-from bench.request_cost import DIGITS, LARGEST, MORPH
 from model.net import Generator
-from webapp.validation import MAX_SCALE
+from webapp import create_app
+from webapp.limits import DIGITS, LARGEST_REQUESTS, MAX_FRAMES, MAX_GRID, MAX_GRID_PICTURES, MAX_SCALE, MORPH
 
 TOO_LARGE = {
     "scale": ("/generate", {"labels": DIGITS[3], "seed": 1, "scale": MAX_SCALE + 1}, "scale"),
@@ -40,10 +39,10 @@ def test_the_caps_leave_room_for_the_page_and_all_ten_digits():
     assert MAX_GRID_PICTURES >= 10 * 4 and MAX_GRID >= 10  # every digit in a row, four seeds each
 
 
-@pytest.mark.parametrize("name", LARGEST)
+@pytest.mark.parametrize("name", LARGEST_REQUESTS)
 @pytest.mark.parametrize("accept", ["*/*", "application/json"])
 def test_the_largest_allowed_request_is_answered(full_size_client, name, accept):
-    path, body = LARGEST[name]
+    path, body = LARGEST_REQUESTS[name]
     response = full_size_client.post(path, json=body, headers={"Accept": accept})
     assert response.status_code == 200, response.json
 

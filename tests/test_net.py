@@ -11,7 +11,7 @@ from model.net import (
     ProjectionDiscriminator,
     label_planes,
 )
-from model.sampling import generate, one_hot, seeds_noise, slerp
+from model.sampling import NOISE_RULE, Z_SIZE, generate, one_hot, seed_noise, seeds_noise, slerp
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,12 @@ def test_projection_discriminator_weights_are_spectrally_normalized():
 
 def test_slerp_keeps_its_ends_and_the_norm_of_orthogonal_vectors():
     a, b = np.array([1, 0, 0], np.float32), np.array([0, 1, 0], np.float32)
-    np.testing.assert_allclose(slerp(a, b, 0.0), a, atol=1e-6)
-    np.testing.assert_allclose(slerp(a, b, 1.0), b, atol=1e-6)
+    np.testing.assert_array_equal(slerp(a, b, 0.0), a)
+    np.testing.assert_array_equal(slerp(a, b, 1.0), b)
     assert np.linalg.norm(slerp(a, b, 0.3)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 42, 2**32 - 1])
+def test_the_documented_noise_rule_is_the_noise_the_code_draws(seed):
+    documented = eval(NOISE_RULE, {"numpy": np, "float32": np.float32, "seed": seed, "z_size": Z_SIZE})
+    np.testing.assert_array_equal(documented, seed_noise(seed))

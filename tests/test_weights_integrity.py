@@ -3,16 +3,17 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import ROOT, free_port, lively_generator, save, web_command
 
-import app as app_module
-from app import EXIT_BAD_WEIGHTS, create_app
+import webapp
 from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, save_generator
 from model.files import sha256_of
 from model.net import Generator
+from webapp import EXIT_BAD_WEIGHTS, create_app
 
 
 def edit_metadata(folder: Path, **architecture) -> None:
@@ -89,7 +90,7 @@ def test_the_module_level_app_exits_with_one_line(weights, monkeypatch, capsys):
     (weights / WEIGHTS_NAME).write_bytes(b"damaged")
     monkeypatch.setenv("GENERATOR_DIR", str(weights))
     with pytest.raises(SystemExit) as exit_info:
-        app_module.serve()
+        webapp.serve()
     assert exit_info.value.code == EXIT_BAD_WEIGHTS != 0
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
@@ -103,6 +104,29 @@ def test_the_shipped_weights_pass_their_check_if_there_are_any():
     if not (folder / METADATA_NAME).exists() and not (folder / WEIGHTS_NAME).exists():
         pytest.skip("no weights shipped yet")
     create_app({"GENERATOR_DIR": str(folder)})
+
+
+def python(code: str, generator_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GENERATOR_DIR": str(generator_dir)}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_importing_webapp_reads_no_weights_and_app_py_stops_on_damaged_ones(weights):
+    truncate(weights / WEIGHTS_NAME)
+    assert python("import webapp", weights).returncode == 0
+    done = python("import app", weights)
+    assert done.returncode == EXIT_BAD_WEIGHTS
+    assert done.stderr.splitlines() == [
+        f"app: error: the generator's weights failed their check: {weights / WEIGHTS_NAME}: "
+        "sha256 does not match generator.json (damaged or replaced)"
+    ]
+
+
+def test_app_py_gives_gunicorn_the_flask_app(weights):
+    done = python("import app, flask; assert isinstance(app.app, flask.Flask)", weights)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.slow

@@ -1,1 +1,80 @@
-"""The web app's parts that need no app object: input checks and pictures."""
+"""The web app: the live slider page and a JSON API around one generator loaded at start-up.
+
+    gunicorn app:app                        # the Procfile's command; settings in gunicorn.conf.py
+    flask --app app run --debug             # development server
+
+Importing this package reads no file: create_app() loads the weights. Damaged weights stop start-up:
+a generator.npz that is truncated, replaced (its sha256 is not the one in generator.json), of the
+wrong shape, or missing beside its generator.json raises WeightsError instead of serving half a site.
+A folder with neither file (weights not trained yet) starts, and the page and /healthz say so.
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from flask import Flask
+
+from model import cpu_conv
+from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, load_generator
+from model.net import N_CLASSES
+from webapp import errors
+from webapp.cache import LruCache
+from webapp.limits import MAX_BODY_BYTES, PNG_CACHE_BYTES, PNG_CACHE_ENTRIES
+from webapp.routes import web, weights_summary
+
+ROOT = Path(__file__).resolve().parent.parent  # templates/, static/ and weights/ live here
+DEFAULT_GENERATOR_DIR = ROOT / "weights"
+# gunicorn halts (instead of restarting the worker forever) when a worker exits with this code,
+# its APP_LOAD_ERROR; any other process just sees a non-zero exit.
+EXIT_BAD_WEIGHTS = 4
+
+
+def load_weights(app: Flask) -> None:
+    """The generator and its metadata into app.extensions, once; a missing folder is not an error."""
+    folder = Path(app.config["GENERATOR_DIR"])
+    if not (folder / METADATA_NAME).exists() and not (folder / WEIGHTS_NAME).exists():
+        # Nothing trained yet: serve the page, which (like /healthz) says so. Not a damaged file.
+        error = f"{folder}: no {METADATA_NAME} or {WEIGHTS_NAME} (train with train.py --export {folder})"
+        app.extensions.update(generator=None, metadata={}, weights_error=error)
+        app.logger.error("no generator: %s", error)
+        return
+    gen, metadata = load_generator(folder)  # WeightsError: damaged weights stop start-up
+    if gen.n_classes != N_CLASSES:
+        raise WeightsError(
+            f"{folder / METADATA_NAME}: {gen.n_classes} label inputs, the app needs {N_CLASSES}"
+        )
+    app.extensions.update(generator=gen, metadata=metadata, weights_error=None)
+    app.logger.info("loaded the generator from %s: %s", folder, weights_summary(metadata))
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The app with its generator loaded once; GENERATOR_DIR (environment or config) picks the folder."""
+    app = Flask(__name__, root_path=str(ROOT))
+    app.config.from_mapping(
+        GENERATOR_DIR=os.environ.get("GENERATOR_DIR", str(DEFAULT_GENERATOR_DIR)),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        PNG_CACHE_ENTRIES=PNG_CACHE_ENTRIES,
+        PNG_CACHE_BYTES=PNG_CACHE_BYTES,
+    )
+    if config:
+        app.config.update(config)
+    if app.logger.level == logging.NOTSET:
+        app.logger.setLevel(logging.INFO)
+
+    cpu_conv.install()  # same pictures up to float rounding, about 1.4x faster (bench/generation.py)
+    app.extensions["png_cache"] = LruCache(app.config["PNG_CACHE_ENTRIES"], app.config["PNG_CACHE_BYTES"])
+    load_weights(app)
+    app.register_blueprint(web)
+    errors.register(app)
+    return app
+
+
+def serve() -> Flask:
+    """create_app() for gunicorn and `flask run`: damaged weights end the process with one line."""
+    try:
+        return create_app()
+    except WeightsError as error:
+        print(f"app: error: the generator's weights failed their check: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_BAD_WEIGHTS) from None

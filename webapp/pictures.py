@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from model.images import png_bytes, tile, to_uint8, upscale
-from model.sampling import generate, slerp
-from webapp.validation import State
+from model.sampling import generate
+from webapp.state import State, morph_frames
 
 
 def draw_states(gen, states: list[State]) -> np.ndarray:
@@ -27,19 +27,9 @@ def grid_png(gen, rows: list[list[float]], seeds: list[int], scale: int) -> byte
     return png_bytes(tile(draw_states(gen, states), len(rows), len(seeds)), scale)
 
 
-def morph_states(start: State, end: State, frames: int, z_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(noise, labels) for each frame: labels move linearly, noise along the great circle."""
-    za, zb = start.noise(z_size), end.noise(z_size)
-    a, b = np.array(start.labels), np.array(end.labels)
-    ts = np.linspace(0.0, 1.0, frames)
-    z = np.stack([za if t == 0 else zb if t == 1 else slerp(za, zb, t) for t in ts])
-    labels = np.stack([(1 - t) * a + t * b for t in ts]).astype(np.float32)
-    return z, labels
-
-
 def morph_gif(gen, start: State, end: State, frames: int, scale: int, duration_ms: int) -> bytes:
     """An endlessly looping GIF; the GIF encoder merges identical neighbouring frames."""
-    z, labels = morph_states(start, end, frames, gen.z_size)
+    z, labels = morph_frames(start, end, frames, gen.z_size)
     pictures = [Image.fromarray(upscale(p, scale)) for p in to_uint8(generate(gen, z, labels))]
     buffer = io.BytesIO()
     pictures[0].save(

@@ -7,16 +7,12 @@ are first turned into the same types, so one set of checks serves both.
 import json
 import math
 import re
-from dataclasses import dataclass
 
-import numpy as np
 from flask import request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from model.net import N_CLASSES
-from model.sampling import MAX_SEED, seed_noise, slerp
-
-MAX_SCALE = 16
+from webapp.limits import MAX_SCALE
 
 
 class ApiError(Exception):
@@ -86,47 +82,6 @@ def fields(data, field: str | None, required: set[str], optional: set[str]) -> d
         allowed = ", ".join(sorted(required | optional))
         raise ApiError(prefix + unknown[0], f"unknown field (allowed: {allowed})")
     return data
-
-
-@dataclass(frozen=True)
-class State:
-    """What one picture depends on: the label vector and the (possibly blended) noise seeds."""
-
-    labels: tuple[float, ...]
-    seed: int
-    seed_b: int | None = None
-    blend: float = 0.0
-
-    def noise(self, z_size: int) -> np.ndarray:
-        """The seed's noise, or its spherical blend toward seed_b's (the ends are exact)."""
-        if self.seed_b is None or self.blend == 0:
-            return seed_noise(self.seed, z_size)
-        if self.blend == 1:
-            return seed_noise(self.seed_b, z_size)
-        return slerp(seed_noise(self.seed, z_size), seed_noise(self.seed_b, z_size), self.blend)
-
-    def as_json(self) -> dict:
-        answer = {"labels": list(self.labels), "seed": self.seed}
-        if self.seed_b is not None:
-            answer.update(seed_b=self.seed_b, blend=self.blend)
-        return answer
-
-
-STATE_FIELDS = {"seed_b", "blend"}
-
-
-def parse_state(data: dict, prefix: str = "") -> State:
-    """labels, seed and the optional style blend (seed_b, blend) of an already checked object."""
-    seed_b = None if data.get("seed_b") is None else integer(data["seed_b"], prefix + "seed_b", 0, MAX_SEED)
-    blend = number(data.get("blend", 0), prefix + "blend", 0, 1)
-    if blend > 0 and seed_b is None:
-        raise ApiError(prefix + "seed_b", "missing (needed when blend is above 0)")
-    return State(
-        tuple(label_vector(data["labels"], prefix + "labels")),
-        integer(data["seed"], prefix + "seed", 0, MAX_SEED),
-        seed_b,
-        blend,
-    )
 
 
 def parse_scale(data: dict, field: str = "scale") -> int:

@@ -1,0 +1,62 @@
+"""Every error as JSON naming the problem, and the security headers on every answer."""
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from webapp.validation import ApiError
+
+SECURITY_HEADERS = {
+    # No inline script or style anywhere: the page's one module and one stylesheet come from here.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+}
+
+
+def error_response(status: int, message: str, field: str | None = None, headers=None) -> Response:
+    body = {"error": message}
+    if field:
+        body["field"] = field
+    response = current_app.json.response(body)
+    response.status_code = status
+    if headers:
+        response.headers.extend(headers)
+    return response
+
+
+def api_error(error: ApiError) -> Response:
+    return error_response(error.status, str(error), error.field)
+
+
+def http_error(error: HTTPException) -> Response:
+    """404, 405 (keeps its Allow header), 413, 415...: JSON like every other answer."""
+    headers = [(k, v) for k, v in error.get_response().headers if k.lower() == "allow"]
+    allowed = ", ".join(v for _, v in headers)
+    problem = {
+        404: f"no such page or endpoint: {request.path}",
+        405: f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
+        413: f"the body is over the limit of {current_app.config['MAX_CONTENT_LENGTH']:,} bytes",
+    }.get(error.code, error.description)
+    return error_response(error.code or 500, f"{error.code} {error.name}: {problem}", headers=headers)
+
+
+def internal_error(error: InternalServerError) -> Response:
+    """Flask has already logged the traceback; the client gets no details."""
+    return error_response(500, "500 Internal Server Error: the server failed; the log has the details")
+
+
+def security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(ApiError, api_error)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(InternalServerError, internal_error)
+    app.after_request(security_headers)

@@ -1,0 +1,31 @@
+"""What one request may ask for, and the largest request of each endpoint.
+
+The caps keep one request near 100 ms of CPU with the full-size generator (1.5-2 ms a picture, plus
+encoding the scaled pixels as PNG or GIF): bench/request_cost.py measures LARGEST_REQUESTS, and the
+tests check that each is answered and that one step past it is refused.
+"""
+
+from model.net import IMAGE_SIZE, N_CLASSES
+
+MAX_BODY_BYTES = 16 * 1024  # a full grid of labels written with 17 digits each still fits
+MAX_SCALE = 16
+MAX_GRID = 10  # rows (label vectors) or columns (seeds) of /grid: every digit in a row of its own
+MAX_GRID_PICTURES = 40  # rows x columns: all ten digits with four seeds
+MIN_FRAMES, MAX_FRAMES, DEFAULT_FRAMES = 2, 24, 24
+MIN_DURATION_MS, MAX_DURATION_MS, DEFAULT_DURATION_MS = 20, 2000, 80
+MAX_PICTURE_PIXELS = 512 * 1024  # one /grid PNG, after scaling: 10x4 pictures at scale 4
+MAX_ANIMATION_PIXELS = MAX_FRAMES * (IMAGE_SIZE * 4) ** 2  # all /interpolate frames: 24 at scale 4
+# Repeated /generate requests (a slider dragged back and forth) are answered from memory: a digit PNG
+# is 0.3-3 KB, so the byte bound, per worker, is the one that holds for large scales.
+PNG_CACHE_ENTRIES = 8192
+PNG_CACHE_BYTES = 16 * 1024 * 1024
+
+DIGITS = [[float(i == d) for i in range(N_CLASSES)] for d in range(N_CLASSES)]
+MORPH = {"from": {"labels": DIGITS[1], "seed": 1}, "to": {"labels": DIGITS[8], "seed": 2}}
+LARGEST_REQUESTS = {
+    "generate": ("/generate", {"labels": DIGITS[3], "seed": 1, "scale": MAX_SCALE}),
+    "grid": ("/grid", {"labels": DIGITS, "seeds": [1, 2, 3, 4], "scale": 4}),
+    "grid, big pictures": ("/grid", {"labels": DIGITS[:3], "seeds": [1, 2, 3], "scale": 8}),
+    "interpolate": ("/interpolate", {**MORPH, "frames": MAX_FRAMES, "scale": 4}),
+    "interpolate, big frames": ("/interpolate", {**MORPH, "frames": 6, "scale": 8}),
+}

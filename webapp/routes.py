@@ -1,0 +1,253 @@
+"""The page and the API: each route checks its input, calls one picture function and formats the answer.
+
+Every answer is a pure function of the request and the weights: the same labels and seeds give
+byte-identical pictures on every request, worker and restart, which is what makes the long
+Cache-Control of GET /generate safe.
+"""
+
+import base64
+import hashlib
+import json
+import time
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+
+from model.net import IMAGE_SIZE, N_CLASSES
+from model.sampling import MAX_SEED, NOISE_RULE, Z_SIZE
+from webapp.limits import (
+    DEFAULT_DURATION_MS,
+    DEFAULT_FRAMES,
+    MAX_ANIMATION_PIXELS,
+    MAX_DURATION_MS,
+    MAX_FRAMES,
+    MAX_GRID,
+    MAX_GRID_PICTURES,
+    MAX_PICTURE_PIXELS,
+    MIN_DURATION_MS,
+    MIN_FRAMES,
+)
+from webapp.pictures import digit_png, grid_png, morph_gif
+from webapp.state import STATE_FIELDS, State, page_state, parse_state
+from webapp.validation import (
+    ApiError,
+    array,
+    fields,
+    integer,
+    json_body,
+    label_vector,
+    parse_scale,
+    query_state,
+)
+
+PROVISIONAL_EPOCHS = 5  # fewer epochs than this: the page calls the weights provisional
+DOWNLOAD_SCALE = 10  # the page shows the 28 px picture at 280 CSS px and downloads that size
+LONG_CACHE = "public, max-age=31536000, immutable"  # URL names the weights' version: never stale
+DAY_CACHE = "public, max-age=86400"  # URL without a version: revalidate (ETag) after a day
+
+web = Blueprint("web", __name__)
+
+
+def generator():
+    """The generator loaded at start-up, or 503 naming why there is none."""
+    gen = current_app.extensions["generator"]
+    if gen is None:
+        raise ApiError(None, f"no generator loaded: {current_app.extensions['weights_error']}", 503)
+    return gen
+
+
+def weights_version() -> str:
+    return current_app.extensions["metadata"].get("sha256", "none")[:16]
+
+
+def cached_digit_png(state: State, scale: int) -> bytes:
+    """digit_png through the app's LRU cache, keyed by the exact inputs and the weights' sha256."""
+    gen = generator()
+    key = (current_app.extensions["metadata"].get("sha256"), state, scale)
+    return current_app.extensions["png_cache"].get_or_make(key, lambda: digit_png(gen, state, scale))
+
+
+def wants_json() -> bool:
+    """JSON (with a data: URL) only when the client prefers it to an image; */* gets the image."""
+    accept = request.accept_mimetypes
+    return accept.quality("application/json") > max(accept.quality("image/png"), accept.quality("image/gif"))
+
+
+def picture_response(data: bytes, mimetype: str, started: float, details: dict) -> Response:
+    """The picture itself, or JSON with it as a data: URL when the client asked for JSON."""
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    if wants_json():
+        image = f"data:{mimetype};base64,{base64.b64encode(data).decode('ascii')}"
+        response = current_app.json.response({"image": image, **details, "elapsed_ms": elapsed_ms})
+    else:
+        response = Response(data, mimetype=mimetype)
+    response.headers["Server-Timing"] = f"generate;dur={elapsed_ms}"
+    response.vary.add("Accept")
+    return response
+
+
+def weights_summary(metadata: dict) -> str:
+    """One line saying how trained the shipped weights are (provisional ones say so by their numbers)."""
+    parts = []
+    if "epochs" in metadata:
+        parts.append(f"{metadata['epochs']:g} epoch{'' if metadata['epochs'] == 1 else 's'}")
+    if "images_seen" in metadata:
+        parts.append(f"{metadata['images_seen']:,} images seen")
+    if "train_images" in metadata:
+        parts.append(f"{metadata['train_images']:,} training images")
+    if "date" in metadata:
+        parts.append(f"exported {metadata['date']}")
+    parts.append(f"sha256 {metadata.get('sha256', '?')[:12]}")
+    return ", ".join(parts)
+
+
+def presets() -> list[tuple[str, str]]:
+    """The article's experiments as (name, labels query): each digit, all 0, all 1, all 0.5, 0 with 1."""
+    digits = [(str(d), [1.0 if i == d else 0.0 for i in range(N_CLASSES)]) for d in range(N_CLASSES)]
+    both = [1.0, 1.0] + [0.0] * (N_CLASSES - 2)
+    named = digits + [
+        ("all 0", [0.0] * N_CLASSES),
+        ("all 1", [1.0] * N_CLASSES),
+        ("all 0.5", [0.5] * N_CLASSES),
+        ("0 and 1 at 1", both),
+        ("0 and 1 at 0.5", [x / 2 for x in both]),
+    ]
+    return [(name, ",".join(f"{x:g}" for x in labels)) for name, labels in named]
+
+
+@web.get("/")
+def index():
+    state, link_error = page_state(request.args)
+    version = weights_version()
+    query = state.query()
+    metadata = current_app.extensions["metadata"]
+    return render_template(
+        "index.html",
+        state=state,
+        link_error=link_error,
+        version=version,
+        image_url=url_for("web.generate_get", **query, v=version),
+        download_url=url_for("web.generate_get", **query, scale=DOWNLOAD_SCALE, v=version),
+        presets=presets(),
+        metadata=metadata,
+        weights_error=current_app.extensions["weights_error"],
+        weights_summary=weights_summary(metadata),
+        provisional=metadata.get("epochs", 0) < PROVISIONAL_EPOCHS,
+        noise_rule=NOISE_RULE,
+        z_size=Z_SIZE,
+        limits={
+            "max_seed": MAX_SEED,
+            "min_frames": MIN_FRAMES,
+            "max_frames": MAX_FRAMES,
+            "frames": DEFAULT_FRAMES,
+            "download_scale": DOWNLOAD_SCALE,
+        },
+    )
+
+
+@web.post("/generate")
+def generate_post():
+    started = time.perf_counter()
+    data = fields(json_body(), None, {"labels", "seed"}, STATE_FIELDS | {"scale"})
+    state, scale = parse_state(data), parse_scale(data)
+    png = cached_digit_png(state, scale)
+    return picture_response(png, "image/png", started, state.as_json())
+
+
+@web.get("/generate")
+def generate_get():
+    started = time.perf_counter()
+    data = fields(
+        query_state(request.args, STATE_FIELDS | {"seed", "scale"}),
+        None,
+        {"labels", "seed"},
+        STATE_FIELDS | {"scale", "v"},
+    )
+    state, scale = parse_state(data), parse_scale(data)
+    generator()  # 503 before anything else when there is none
+    version = weights_version()
+    key = json.dumps([state.labels, state.seed, state.seed_b, state.blend, scale])
+    etag = f"{version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    if "v" not in data:
+        cache = DAY_CACHE
+    elif str(data["v"]) == version:
+        cache = LONG_CACHE
+    else:
+        cache = "no-cache"  # a link made for other weights: answer with these, never keep it
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+    else:
+        response = Response(cached_digit_png(state, scale), mimetype="image/png")
+        response.headers["Server-Timing"] = f"generate;dur={(time.perf_counter() - started) * 1000:.2f}"
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = cache
+    return response
+
+
+@web.post("/grid")
+def grid():
+    started = time.perf_counter()
+    data = fields(json_body(), None, {"labels", "seeds"}, {"scale"})
+    rows = array(data["labels"], "labels", 1, MAX_GRID)
+    rows = [label_vector(row, f"labels[{r}]") for r, row in enumerate(rows)]
+    seeds = array(data["seeds"], "seeds", 1, MAX_GRID)
+    seeds = [integer(seed, f"seeds[{c}]", 0, MAX_SEED) for c, seed in enumerate(seeds)]
+    if len(rows) * len(seeds) > MAX_GRID_PICTURES:
+        raise ApiError(
+            "seeds",
+            f"a {len(rows)}x{len(seeds)} grid is {len(rows) * len(seeds)} pictures, over the limit of "
+            f"{MAX_GRID_PICTURES}: use fewer label rows or seeds",
+        )
+    scale = parse_scale(data)
+    height, width = len(rows) * IMAGE_SIZE * scale, len(seeds) * IMAGE_SIZE * scale
+    if height * width > MAX_PICTURE_PIXELS:
+        raise ApiError(
+            "scale",
+            f"a {len(rows)}x{len(seeds)} grid at scale {scale} is {width}x{height} "
+            f"pixels, over the limit of {MAX_PICTURE_PIXELS:,}: use a smaller scale",
+        )
+    png = grid_png(generator(), rows, seeds, scale)
+    return picture_response(
+        png,
+        "image/png",
+        started,
+        {"rows": len(rows), "columns": len(seeds), "width": width, "height": height},
+    )
+
+
+@web.post("/interpolate")
+def interpolate():
+    started = time.perf_counter()
+    data = fields(json_body(), None, {"from", "to"}, {"frames", "scale", "duration"})
+    ends = [
+        parse_state(fields(data[name], name, {"labels", "seed"}, STATE_FIELDS), name + ".")
+        for name in ("from", "to")
+    ]
+    frames = integer(data.get("frames", DEFAULT_FRAMES), "frames", MIN_FRAMES, MAX_FRAMES)
+    scale = parse_scale(data)
+    duration = integer(
+        data.get("duration", DEFAULT_DURATION_MS), "duration", MIN_DURATION_MS, MAX_DURATION_MS
+    )
+    side = IMAGE_SIZE * scale
+    if frames * side * side > MAX_ANIMATION_PIXELS:
+        raise ApiError(
+            "scale",
+            f"{frames} frames of {side}x{side} pixels are over the limit of "
+            f"{MAX_ANIMATION_PIXELS:,} pixels: use a smaller scale or fewer frames",
+        )
+    gif = morph_gif(generator(), *ends, frames, scale, duration)
+    return picture_response(
+        gif, "image/gif", started, {"frames": frames, "width": side, "height": side, "duration": duration}
+    )
+
+
+@web.get("/healthz")
+def healthz():
+    if current_app.extensions["generator"] is None:
+        return {"status": "error", "error": current_app.extensions["weights_error"]}, 503
+    return {"status": "ok"}
+
+
+@web.get("/api/model")
+def model_metadata():
+    generator()
+    return current_app.extensions["metadata"]
