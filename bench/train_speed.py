@@ -1,4 +1,4 @@
-"""Training throughput: images/s of full D+G iterations of train.py's trainer.
+"""Training throughput: images/s of full D+G iterations of the trainer train.py runs.
 
     python -m bench.train_speed --device -1 --batchsize 64 --iterations 30
     python -m bench.train_speed --device 0                      # GPU: CuPy end to end
@@ -19,7 +19,8 @@ from chainer.datasets import TupleDataset
 from bench.machine import machine_info
 from model import cpu_conv
 from model.net import DISCRIMINATORS
-from train import build_trainer, parse_args
+from training.cli import parse_args
+from training.trainer import build_trainer
 
 
 def synchronize(device) -> None:

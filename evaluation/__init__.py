@@ -1,1 +1,2 @@
-"""Measuring a generator: the MNIST classifier, the metrics and the report evaluate.py prints."""
+"""Measuring a generator: the MNIST classifier and its training, the metrics, the report evaluate.py prints,
+and the command lines of evaluate.py (cli) and train_classifier.py (classifier_cli)."""

@@ -24,7 +24,7 @@ class ClassifierError(Exception):
     """The classifier files are missing, damaged or do not match their metadata."""
 
 
-def max_pool_2x2(h):
+def max_pool_2x2(h: chainer.Variable) -> chainer.Variable:
     """2x2 max pooling, stride 2, as a reshape and a max: on the CPU about twice as fast as
     F.max_pooling_2d's im2col in inference, which is most of what evaluate.py does."""
     n, c, height, width = h.shape
@@ -52,7 +52,7 @@ class Classifier(chainer.Chain):
             self.fc = L.Linear(ch * 2 * (IMAGE_SIZE // 4) ** 2, n_features)
             self.out = L.Linear(n_features, n_classes)
 
-    def logits_and_features(self, x):
+    def logits_and_features(self, x: np.ndarray) -> tuple[chainer.Variable, chainer.Variable]:
         """(logits (n, 10), penultimate features (n, n_features)) as Variables."""
         h = F.relu(self.bn1a(self.c1a(x)))
         h = max_pool_2x2(F.relu(self.bn1b(self.c1b(h))))  # 14x14
@@ -61,7 +61,7 @@ class Classifier(chainer.Chain):
         features = F.relu(self.fc(F.dropout(h, self.dropout)))
         return self.out(F.dropout(features, self.dropout)), features
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> chainer.Variable:
         return self.logits_and_features(x)[0]
 
 

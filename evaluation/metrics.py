@@ -1,12 +1,12 @@
 """The numbers of the generator evaluation, as plain numpy functions of classifier outputs.
 
-Nothing here knows about Chainer: evaluate.py runs the networks and hands over probabilities and
-penultimate-layer features, so every measure can be tested on arrays made up in the test.
+Nothing here knows about Chainer: evaluation/report.py runs the networks and hands over probabilities
+and penultimate-layer features, so every measure can be tested on arrays made up in the test.
 """
 
 import numpy as np
 
-# The quality bar of issue 4 (N=500 images per class).
+# The quality bar a generator must meet to ship (N=500 images per class).
 MIN_MEAN_ACCURACY = 0.98
 MIN_CLASS_ACCURACY = 0.95
 MAX_FRECHET_RATIO = 2.0
@@ -170,7 +170,7 @@ def quality_bar(
     diversity_ratio: np.ndarray,
     sweeps_pass: list[bool],
 ) -> dict:
-    """Each check of issue 4's quality bar with its value, threshold and verdict, and the overall verdict."""
+    """Each check of the quality bar with its value, threshold and verdict, and the overall verdict."""
     accuracy = np.asarray(accuracy, dtype=np.float64)
     diversity_ratio = np.asarray(diversity_ratio, dtype=np.float64)
     ratio = frechet / frechet_baseline if frechet_baseline > 0 else float("inf")

@@ -14,8 +14,8 @@ from pathlib import Path
 import chainer
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import train  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, from tests/
+from training import cli  # noqa: E402
 
 
 class InOrder(chainer.iterators.OrderSampler):
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     if "--in-order" in argv:
         argv.remove("--in-order")
         chainer.iterators.ShuffleOrderSampler = InOrder
-    build_trainer = train.build_trainer
+    build_trainer = cli.build_trainer
 
     def build_and_record(args, dataset, device, comm=None):
         trainer = build_trainer(args, dataset, device, comm)
@@ -60,8 +60,8 @@ def main(argv: list[str]) -> int:
         trainer.extend(record_weights(args.out / "weights", rank, rank == crash_rank))
         return trainer
 
-    train.build_trainer = build_and_record
-    return train.main(argv)
+    cli.build_trainer = build_and_record  # the name main() calls
+    return cli.main(argv)
 
 
 if __name__ == "__main__":

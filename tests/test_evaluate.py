@@ -13,8 +13,8 @@ import chainer.functions as F
 import numpy as np
 import pytest
 
-from evaluate import evaluate_generator
 from evaluation.classifier import Classifier, predict
+from evaluation.report import evaluate_generator
 from model.sampling import seeds_noise
 
 N_CLASSES = 10

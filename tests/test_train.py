@@ -1,9 +1,7 @@
-"""Training: the updater's steps, determinism, snapshot/resume and the train.py command line."""
+"""Training: the updater's steps, determinism, snapshot/resume and train.py's command line, in-process."""
 
 import copy
 import json
-import subprocess
-import sys
 
 import chainer
 import numpy as np
@@ -11,12 +9,13 @@ import pytest
 from chainer.datasets import TupleDataset
 from helpers import write_idx, write_mnist_folder
 
-import train
 from model.export import load_generator
 from model.net import DISCRIMINATORS, Discriminator
 from training.augment import random_shifts, translate
+from training.cli import main, parse_args
 from training.data import IMAGES_MAGIC, TRAIN_IMAGES
 from training.extensions import LinearDecay
+from training.trainer import build_trainer
 from training.updater import LOSSES, hinge_discriminator_loss, hinge_generator_loss
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
@@ -28,8 +27,8 @@ def tiny_dataset(n: int = 32) -> TupleDataset:
 
 
 def tiny_trainer(tmp_path, *flags: str, device: str = "@numpy"):
-    args = train.parse_args([*TINY, "--out", str(tmp_path), *flags])
-    return train.build_trainer(args, tiny_dataset(), chainer.get_device(device))
+    args = parse_args([*TINY, "--out", str(tmp_path), *flags])
+    return build_trainer(args, tiny_dataset(), chainer.get_device(device))
 
 
 def params(link, field: str = "array") -> dict:
@@ -184,7 +183,7 @@ def mnist_folder(tmp_path_factory):
 
 
 def run_train(mnist_folder, out, *flags: str) -> int:
-    return train.main([*TINY, "--data", str(mnist_folder), "--out", str(out), *flags])
+    return main([*TINY, "--data", str(mnist_folder), "--out", str(out), *flags])
 
 
 @pytest.fixture(scope="module")
@@ -282,27 +281,6 @@ def test_label_bn_trains_resumes_exactly_and_exports_a_generator_the_app_loads(
     gen, metadata = load_generator(resumed)
     assert gen.label_bn and metadata["architecture"]["label_bn"] is True
     assert np.abs(gen.bn1.gain.W.array).max() > 0  # the labels' gains left their zero start
-
-
-def test_export_only_of_a_snapshot_without_a_record_says_it_used_its_own_flags(
-    mnist_folder, uninterrupted, tmp_path
-):
-    """Snapshots taken before runs kept their recipe still export, and say where the recipe came from."""
-    with np.load(uninterrupted / "snapshot_iter_3") as snapshot:
-        assert "extensions/RunRecord/legs" in snapshot.files
-        old = {key: snapshot[key] for key in snapshot.files if not key.startswith("extensions/RunRecord/")}
-    np.savez(tmp_path / "old_snapshot.npz", **old)
-    export = (
-        "--export-only",
-        "--resume",
-        str(tmp_path / "old_snapshot.npz"),
-        "--export",
-        str(tmp_path / "w"),
-    )
-    assert run_train(mnist_folder, tmp_path / "out", "--loss", "hinge", *export) == 0
-    metadata = json.loads((tmp_path / "w" / "generator.json").read_text())
-    assert (metadata["loss"], metadata["iterations"]) == ("hinge", 3)
-    assert metadata["recipe"] == "the flags given to --export-only: the snapshot holds none"
 
 
 def test_dis_steps_train_resume_exactly_end_epochs_sooner_and_are_recorded(
@@ -416,21 +394,6 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
     assert (tmp_path / "weights" / "preview.png").is_file()
 
 
-def cli(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "train.py", *argv], capture_output=True, text=True, timeout=120)
-
-
-def test_help_names_every_flag():
-    result = cli("--help")
-    assert result.returncode == 0
-    flags = ["--device", "--epoch", "--batchsize", "--lr", "--beta1", "--seed", "--out", "--data"]
-    flags += ["--resume", "--snapshot-interval", "--limit", "--export", "--export-only", "--augment"]
-    flags += ["--ema", "--gen-ch", "--label-bn", "--dis-ch", "--dis", "--lr-decay-from", "--loss"]
-    flags += ["--dis-steps"]
-    for flag in flags:
-        assert flag in result.stdout, flag
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -452,20 +415,20 @@ def test_help_names_every_flag():
         (["--export-only", "--export", "weights"], "--export-only needs --resume and --export"),
     ],
 )
-def test_bad_flags_exit_2_with_one_line(argv, message):
-    result = cli(*argv)
-    assert result.returncode == 2
-    assert result.stderr == f"train.py: error: {message}\n"
+def test_bad_flags_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"train.py: error: {message}\n"
 
 
-def test_a_missing_data_folder_is_one_line_and_exit_2(tmp_path):
-    result = cli("--data", str(tmp_path / "nowhere"))
-    assert result.returncode == 2
-    assert result.stderr == f"train.py: error: {tmp_path / 'nowhere'}: data directory not found\n"
+def test_a_missing_data_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"train.py: error: {tmp_path / 'nowhere'}: data directory not found\n"
 
 
 def test_no_network_without_data_is_one_line_and_exit_2(no_network, tmp_path, capsys):
-    assert train.main(["--out", str(tmp_path / "out")]) == 2
+    assert main(["--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("train.py: error: could not download MNIST (") and err.count("\n") == 1
 
@@ -474,14 +437,14 @@ def test_a_truncated_data_file_names_the_file(mnist_folder, tmp_path, capsys):
     broken = write_mnist_folder(tmp_path, n=4)
     raw = (broken / TRAIN_IMAGES).read_bytes()
     (broken / TRAIN_IMAGES).write_bytes(raw[: len(raw) // 2])
-    assert train.main(["--data", str(broken), "--out", str(tmp_path / "out")]) == 2
+    assert main(["--data", str(broken), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.startswith(f"train.py: error: {broken / TRAIN_IMAGES}: ")
 
 
 def test_wrong_magic_in_a_data_file_is_one_line(tmp_path, capsys):
     broken = write_mnist_folder(tmp_path, n=4)
     write_idx(broken / TRAIN_IMAGES, np.zeros(4), IMAGES_MAGIC - 2)
-    assert train.main(["--data", str(broken), "--out", str(tmp_path / "out")]) == 2
+    assert main(["--data", str(broken), "--out", str(tmp_path / "out")]) == 2
     assert "wrong magic number 0x00000801, expected 0x00000803" in capsys.readouterr().err
 
 
@@ -494,5 +457,5 @@ def test_a_missing_snapshot_is_one_line(mnist_folder, tmp_path, capsys):
 
 
 def test_a_bad_device_is_one_line(capsys):
-    assert train.main(["--device", "@nowhere:7"]) == 2
+    assert main(["--device", "@nowhere:7"]) == 2
     assert capsys.readouterr().err.startswith("train.py: error: --device @nowhere:7: ")

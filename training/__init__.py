@@ -1,1 +1,2 @@
-"""Training the conditional GAN: the updater, Trainer extensions, MNIST data and ChainerMN set-up."""
+"""Training the conditional GAN: the updater, the Trainer and its extensions, MNIST data, ChainerMN set-up,
+and train.py's command line (cli)."""

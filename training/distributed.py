@@ -1,4 +1,4 @@
-"""Data-parallel training over MPI with ChainerMN; train.py imports this only for --communicator.
+"""Data-parallel training over MPI with ChainerMN, imported only for train.py --communicator.
 
 Every process builds the same networks from the same seed, trains on its own shard of rank 0's data
 set and averages the gradients of all processes before each step, so that all hold the same weights.

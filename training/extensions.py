@@ -3,6 +3,7 @@ grid and the export."""
 
 import datetime
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import chainer
@@ -12,7 +13,7 @@ from PIL import Image
 
 from model.export import save_generator
 from model.images import tile, to_uint8
-from model.net import N_CLASSES
+from model.net import N_CLASSES, Generator
 from model.sampling import generate, one_hot, seeds_noise
 
 PREVIEW_SEEDS = range(10)
@@ -29,12 +30,12 @@ class GeneratorAverage(training.Extension):
     trigger = (1, "iteration")
     priority = training.PRIORITY_WRITER
 
-    def __init__(self, gen, decay: float):
+    def __init__(self, gen: Generator, decay: float):
         self.gen = gen
         self.decay = decay
         self.averaged = gen.copy(mode="copy")
 
-    def __call__(self, trainer):
+    def __call__(self, trainer: training.Trainer) -> None:
         live = dict(self.gen.namedparams())
         for name, param in self.averaged.namedparams():
             param.array *= self.decay
@@ -46,7 +47,7 @@ class GeneratorAverage(training.Extension):
                     value *= self.decay
                     value += (1 - self.decay) * getattr(live_link, name)
 
-    def serialize(self, serializer):
+    def serialize(self, serializer: chainer.AbstractSerializer) -> None:
         self.averaged.serialize(serializer["averaged"])
 
 
@@ -69,14 +70,14 @@ class LinearDecay(training.Extension):
         return self.lr * max(0.0, left)
 
     @staticmethod
-    def trigger(trainer) -> bool:
+    def trigger(trainer: training.Trainer) -> bool:
         """Every iteration, with no state to save: Chainer's IntervalTrigger would expect its own."""
         return True
 
-    def initialize(self, trainer):
+    def initialize(self, trainer: training.Trainer) -> None:
         self(trainer)
 
-    def __call__(self, trainer):
+    def __call__(self, trainer: training.Trainer) -> None:
         alpha = self.rate(trainer.updater.iteration)
         for optimizer in trainer.updater.get_all_optimizers().values():
             optimizer.alpha = alpha
@@ -94,11 +95,11 @@ class RunRecord(training.Extension):
         self.legs: list[dict] = []  # from a snapshot, or begun by the run that starts
 
     @staticmethod
-    def trigger(trainer) -> bool:
+    def trigger(trainer: training.Trainer) -> bool:
         """Never: the record only travels in snapshots."""
         return False
 
-    def initialize(self, trainer):
+    def initialize(self, trainer: training.Trainer) -> None:
         """A run starts, fresh or resumed: its flags begin a leg unless they are the last leg's."""
         if not self.legs or self.flags(self.legs[-1]) != self.info:
             self.legs.append({"from_iteration": trainer.updater.iteration, **self.info})
@@ -108,42 +109,37 @@ class RunRecord(training.Extension):
         return {key: value for key, value in leg.items() if key != "from_iteration"}
 
     def recipe(self) -> dict:
-        """The latest leg's flags, with every leg when there were several or the first is unknown."""
-        if not self.legs:  # --export-only of a snapshot taken before runs kept their record
-            return {**self.info, "recipe": "the flags given to --export-only: the snapshot holds none"}
-        if len(self.legs) == 1 and self.legs[0]["from_iteration"] == 0:
+        """The latest leg's flags, with every leg when there were several."""
+        if len(self.legs) == 1:
             return self.flags(self.legs[0])
         return {**self.flags(self.legs[-1]), "legs": self.legs}
 
-    def serialize(self, serializer):
+    def serialize(self, serializer: chainer.AbstractSerializer) -> None:
         if isinstance(serializer, chainer.serializer.Serializer):
             serializer("legs", np.array(json.dumps(self.legs)))
-            return
-        try:
+        else:
             self.legs = json.loads(str(serializer("legs", None)))
-        except KeyError:  # a snapshot taken before runs kept their record
-            self.legs = []
 
 
-def preview_grid(gen):
+def preview_grid(gen: Generator) -> np.ndarray:
     """10x10 uint8 grid: row r is digit r, column c is noise seed c (as the app draws it)."""
     digits = [d for d in range(N_CLASSES) for _ in PREVIEW_SEEDS]
     z = seeds_noise([s for _ in range(N_CLASSES) for s in PREVIEW_SEEDS], gen.z_size)
     return tile(to_uint8(generate(gen, z, one_hot(digits))), N_CLASSES, len(PREVIEW_SEEDS))
 
 
-def preview(gen, out: Path):
+def preview(gen: Generator, out: Path) -> Callable[[training.Trainer], None]:
     """Extension writing preview_epoch_N.png into `out`."""
 
     @training.make_extension(trigger=(1, "epoch"))
-    def write_preview(trainer):
+    def write_preview(trainer: training.Trainer) -> None:
         path = Path(out) / f"preview_epoch_{trainer.updater.epoch}.png"
         Image.fromarray(preview_grid(gen)).save(path)
 
     return write_preview
 
 
-def generator_metadata(trainer, recipe: dict) -> dict:
+def generator_metadata(trainer: training.Trainer, recipe: dict) -> dict:
     """The run's recipe plus how far training has come, for generator.json."""
     updater = trainer.updater
     real_per_iteration = recipe["batchsize"] * recipe.get("processes", 1) * recipe.get("dis_steps", 1)
@@ -156,11 +152,13 @@ def generator_metadata(trainer, recipe: dict) -> dict:
     }
 
 
-def export_generator(gen, out: Path, trigger, record: RunRecord):
+def export_generator(
+    gen: Generator, out: Path, trigger: Callable[[training.Trainer], bool], record: RunRecord
+) -> Callable[[training.Trainer], None]:
     """Extension writing generator.npz and generator.json into `out`."""
 
     @training.make_extension(trigger=trigger, priority=training.PRIORITY_READER)
-    def write_generator(trainer):
+    def write_generator(trainer: training.Trainer) -> None:
         save_generator(gen, out, generator_metadata(trainer, record.recipe()))
 
     return write_generator

@@ -1,7 +1,10 @@
-"""What the command-line scripts share: argparse value types and the data flags."""
+"""What the command-line scripts share: the one-line errors, argparse value types and the data flags."""
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -9,22 +12,57 @@ import numpy as np
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit status 2), like every other error here."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+def fail(prog: str, message: str) -> int:
+    """An error found after parsing, as the same one line on stderr; returns its exit status, 2."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _at_least(value: int, minimum: int) -> int:
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _at_least(int(text), 1)
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
+    return _at_least(int(text), 0)
+
+
+def whole_number(text: str) -> int:
+    """An int, or an argparse error that quotes the text."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def count_at_least(minimum: int) -> Callable[[str], int]:
+    """A value type for whole numbers from `minimum` up."""
+
+    def parse(text: str) -> int:
+        return _at_least(whole_number(text), minimum)
+
+    return parse
+
+
+def count_between(minimum: int, maximum: int) -> Callable[[str], int]:
+    """A value type for whole numbers from `minimum` to `maximum`, both included."""
+
+    def parse(text: str) -> int:
+        value = whole_number(text)
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    return parse
 
 
 def positive_float(text: str) -> float:

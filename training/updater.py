@@ -9,22 +9,22 @@ from model.net import N_CLASSES
 from training.augment import random_shifts, translate
 
 
-def discriminator_loss(y_real, y_fake):
+def discriminator_loss(y_real: chainer.Variable, y_fake: chainer.Variable) -> chainer.Variable:
     """Non-saturating D loss: softplus(-y_real) + softplus(y_fake), batch means."""
     return F.mean(F.softplus(-y_real)) + F.mean(F.softplus(y_fake))
 
 
-def generator_loss(y_fake):
+def generator_loss(y_fake: chainer.Variable) -> chainer.Variable:
     """Non-saturating G loss: softplus(-y_fake), batch mean."""
     return F.mean(F.softplus(-y_fake))
 
 
-def hinge_discriminator_loss(y_real, y_fake):
+def hinge_discriminator_loss(y_real: chainer.Variable, y_fake: chainer.Variable) -> chainer.Variable:
     """Hinge D loss (Lim & Ye 2017, as in Miyato & Koyama 2018): relu(1 - y_real) + relu(1 + y_fake)."""
     return F.mean(F.relu(1 - y_real)) + F.mean(F.relu(1 + y_fake))
 
 
-def hinge_generator_loss(y_fake):
+def hinge_generator_loss(y_fake: chainer.Variable) -> chainer.Variable:
     """The hinge GAN's G loss: -y_fake, batch mean."""
     return -F.mean(y_fake)
 
@@ -87,14 +87,14 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         """Training noise, uniform in [-1, 1), on the CPU (so CPU and GPU runs draw the same)."""
         return self.own_rows(self.rng.uniform(-1, 1, (n * self.size, z_size)).astype(np.float32))
 
-    def seen_by_dis(self, images):
+    def seen_by_dis(self, images: chainer.Variable | np.ndarray) -> chainer.Variable | np.ndarray:
         """The images as D sees them: shifted at random when augmenting, else unchanged."""
         if not self.max_shift:
             return images
         shifts = self.own_rows(random_shifts(self.rng, len(images) * self.size, self.max_shift))
         return translate(images, shifts)
 
-    def update_core(self):
+    def update_core(self) -> None:
         gen_optimizer = self.get_optimizer("gen")
         dis_optimizer = self.get_optimizer("dis")
         gen, dis = gen_optimizer.target, dis_optimizer.target
@@ -115,7 +115,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         chainer.report({"loss": loss}, observer)
         return loss
 
-    def serialize(self, serializer):
+    def serialize(self, serializer: chainer.AbstractSerializer) -> None:
         super().serialize(serializer)
         name, keys, position, has_gauss, cached_gaussian = self.rng.get_state()
         self.rng.set_state(

@@ -1,0 +1,117 @@
+"""train_classifier.py's command line: its flags, the training run and the files it ships."""
+
+import argparse
+import time
+from pathlib import Path
+
+import chainer
+
+from evaluation.classifier import save_classifier
+from evaluation.classifier_training import accuracy_on, build_trainer
+from training.data import DataError, load_mnist
+from training.flags import (
+    OneLineParser,
+    add_data_flags,
+    fail,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+
+PROG = "train_classifier.py"
+
+
+def build_parser() -> OneLineParser:
+    """The flags, in the Chainer examples' style."""
+    parser = OneLineParser(
+        prog=PROG, description="Train the MNIST classifier that evaluate.py uses to judge the generator."
+    )
+    parser.add_argument(
+        "--device",
+        "-d",
+        default="-1",
+        help="Chainer device: -1 or @numpy for the CPU, 0 or @cupy:0 for GPU 0",
+    )
+    parser.add_argument("--epoch", "-e", type=positive_int, default=30, help="epochs to train")
+    parser.add_argument("--batchsize", "-b", type=positive_int, default=64, help="images per batch")
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate at the start")
+    parser.add_argument(
+        "--lr-decay",
+        type=positive_float,
+        default=0.88,
+        help="factor applied to the learning rate after every epoch",
+    )
+    parser.add_argument(
+        "--shift",
+        type=non_negative_int,
+        default=2,
+        help="augmentation: random shifts of up to this many pixels (0: none)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and augmentation")
+    add_data_flags(parser)
+    parser.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        default=Path("weights"),
+        help="folder for classifier.npz and classifier.json",
+    )
+    parser.add_argument(
+        "--result", type=Path, default=Path("result/classifier"), help="folder for the training log and plots"
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags; a bad one exits with one line and status 2."""
+    return build_parser().parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train, test and save the classifier: 0, or 2 after a one-line error."""
+    args = parse_args(argv)
+    try:
+        device = chainer.get_device(args.device)
+        device.use()
+    except Exception as error:  # Chainer raises several types for a bad or unusable device spec
+        return fail(PROG, f"--device {args.device}: {error}")
+    try:
+        train_set = load_mnist(args.data, args.limit)
+        test_set = load_mnist(args.data, train=False)
+    except DataError as error:
+        return fail(PROG, str(error))
+    except OSError as error:  # Chainer's download: no network, no disk space, ...
+        return fail(PROG, f"could not download MNIST with Chainer ({error}); pass --data FOLDER")
+
+    print(f"training on {len(train_set)} images, testing on {len(test_set)}")
+    trainer = build_trainer(args, train_set, test_set, device)
+    start = time.perf_counter()
+    trainer.run()
+    seconds = time.perf_counter() - start
+
+    clf = trainer.updater.get_optimizer("main").target.predictor
+    clf.to_device("@numpy")
+    accuracy = accuracy_on(clf, test_set)
+    metadata = save_classifier(
+        clf,
+        args.out,
+        {
+            "test_accuracy": round(accuracy, 4),
+            "test_images": len(test_set),
+            "train_images": len(train_set),
+            "data": str(args.data) if args.data else "chainer.datasets.get_mnist",
+            "epochs": args.epoch,
+            "batchsize": args.batchsize,
+            "lr": args.lr,
+            "lr_decay": args.lr_decay,
+            "augmentation": f"random shifts of up to {args.shift} px" if args.shift else "none",
+            "seed": args.seed,
+            "train_seconds": round(seconds, 1),
+            "device": str(device),
+        },
+    )
+    print(
+        f"test accuracy {accuracy:.4f} after {seconds:.0f} s; "
+        f"wrote {args.out / 'classifier.npz'} (sha256 {metadata['sha256'][:12]}…)"
+    )
+    return 0

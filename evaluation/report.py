@@ -1,0 +1,279 @@
+"""The report evaluate.py prints: a generator's images judged by the MNIST classifier.
+
+Every number comes from evaluation.metrics; this module runs the networks to get the classifier's
+probabilities and features of generated and real images, and lays the numbers out as a JSON-ready
+dict, a plot and a table.
+"""
+
+from pathlib import Path
+
+import chainer
+import numpy as np
+from chainer.dataset import concat_examples
+
+from evaluation import metrics
+from evaluation.classifier import Classifier, predict
+from model.net import N_CLASSES
+from model.sampling import generate, one_hot, seeds_noise
+from training.data import load_mnist
+
+# (source, target) of the soft-label sweeps: two unlike digits, and two pairs that are easily confused.
+SWEEP_PAIRS = ((0, 1), (3, 8), (4, 9))
+# The most seeds per digit (--per-class), and the distance between the seed sets of frechet_spread:
+# every set draws seeds the others and the rest of the evaluation never use.
+MAX_PER_CLASS = 10_000
+
+
+def generated_outputs(
+    gen: chainer.Chain, clf: Classifier, labels: np.ndarray, seeds: np.ndarray, batchsize: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Classifier (probabilities, features) of the generator's images, one per (label row, seed)."""
+    probs, features = [], []
+    for start in range(0, len(labels), batchsize):
+        rows = slice(start, start + batchsize)
+        images = generate(gen, seeds_noise(seeds[rows], gen.z_size), labels[rows])
+        p, f = predict(clf, images, batchsize)
+        probs.append(p)
+        features.append(f)
+    return np.concatenate(probs), np.concatenate(features)
+
+
+def sweep(
+    gen: chainer.Chain, clf: Classifier, source: int, target: int, steps: int, n_seeds: int, batchsize: int
+) -> dict:
+    """P(target) and P(source) as the label moves from onehot(source) to onehot(target)."""
+    ts = np.linspace(0, 1, steps)
+    labels = np.tile(metrics.soft_labels(source, target, ts), (n_seeds, 1))  # seed-major
+    seeds = np.repeat(np.arange(n_seeds), steps)
+    probs, _ = generated_outputs(gen, clf, labels, seeds, batchsize)
+    probs = probs.reshape(n_seeds, steps, -1)
+    p_target = probs[:, :, target].mean(axis=0)
+    per_seed_monotone = [metrics.is_monotone(curve) for curve in probs[:, :, target]]
+    return {
+        "source": source,
+        "target": target,
+        "t": ts.round(4).tolist(),
+        "p_target": p_target.round(5).tolist(),
+        "p_target_q25": np.quantile(probs[:, :, target], 0.25, axis=0).round(5).tolist(),
+        "p_target_q75": np.quantile(probs[:, :, target], 0.75, axis=0).round(5).tolist(),
+        "p_source": probs[:, :, source].mean(axis=0).round(5).tolist(),
+        "max_drop": round(metrics.max_drop(p_target), 5),
+        "monotone": metrics.is_monotone(p_target),
+        "pass": metrics.sweep_passes(p_target),
+        "seeds_monotone": int(sum(per_seed_monotone)),
+        "seeds": n_seeds,
+    }
+
+
+def frechet_spread(
+    gen: chainer.Chain,
+    clf: Classifier,
+    first_set: np.ndarray,
+    real_halves: tuple[np.ndarray, np.ndarray],
+    baseline: float,
+    repeats: int,
+    batchsize: int,
+) -> dict:
+    """The Fréchet ratio of `repeats` disjoint seed sets, each against both real halves' features.
+
+    Set 0 is `first_set` (the features of seeds 0..k-1 of every digit); set r draws seeds
+    r·MAX_PER_CLASS .. r·MAX_PER_CLASS + k - 1, apart from every seed the rest of the evaluation uses.
+    """
+    k = len(first_set) // N_CLASSES
+    digits = np.repeat(np.arange(N_CLASSES), k)
+    sets = [first_set]
+    for r in range(1, repeats):
+        seeds = r * MAX_PER_CLASS + np.tile(np.arange(k), N_CLASSES)
+        sets.append(generated_outputs(gen, clf, one_hot(digits), seeds, batchsize)[1])
+    ratios = np.array([metrics.frechet_distance_of(f, real) / baseline for f in sets for real in real_halves])
+    return {
+        "seed_sets": repeats,
+        "ratios": ratios.round(3).tolist(),
+        "mean": round(float(ratios.mean()), 3),
+        "sd": round(float(ratios.std(ddof=1)), 3),
+        "min": round(float(ratios.min()), 3),
+        "max": round(float(ratios.max()), 3),
+        "note": f"set r: seeds r*{MAX_PER_CLASS}..r*{MAX_PER_CLASS}+k-1 of every digit (set 0: seeds "
+        "0..k-1); ratios in order set 0 vs half A, set 0 vs half B, set 1 vs half A, ...",
+    }
+
+
+def evaluate_generator(
+    gen: chainer.Chain,
+    clf: Classifier,
+    real_images: np.ndarray,
+    real_labels: np.ndarray,
+    per_class: int = 500,
+    sweep_steps: int = 21,
+    sweep_seeds: int = 32,
+    batchsize: int = 500,
+    training: tuple[np.ndarray, np.ndarray] | None = None,
+    repeats: int = 1,
+) -> dict:
+    """Every number of the evaluation as a JSON-ready dict (see the README for what each means).
+
+    `training` (images, labels), when given, adds the Fréchet distance of the training images
+    themselves to the real half: what a generator that copied its training data would score.
+    `repeats` > 1 adds the spread of the Fréchet ratio over that many seed sets (frechet_spread).
+    """
+    digits = np.repeat(np.arange(N_CLASSES), per_class)
+    seeds = np.tile(np.arange(per_class), N_CLASSES)
+    gen_probs, gen_features = generated_outputs(gen, clf, one_hot(digits), seeds, batchsize)
+    real_probs, real_features = predict(clf, real_images, batchsize)
+
+    accuracy = metrics.per_class_accuracy(gen_probs.argmax(axis=1), digits)
+
+    # Three class-balanced sets of k images per class: generated (seeds 0..k-1), real A, real B.
+    half_a, half_b, k = metrics.balanced_halves(real_labels, per_class)
+    generated_k = np.flatnonzero(seeds < k)
+    frechet = metrics.frechet_distance_of(gen_features[generated_k], real_features[half_a])
+    baseline = metrics.frechet_distance_of(real_features[half_b], real_features[half_a])
+    by_class = metrics.class_frechet_distances(
+        gen_features[generated_k], digits[generated_k], real_features[half_a], real_labels[half_a]
+    )
+    by_class_baseline = metrics.class_frechet_distances(
+        real_features[half_b], real_labels[half_b], real_features[half_a], real_labels[half_a]
+    )
+
+    extra = {}
+    if training is not None:
+        train_a, _, train_k = metrics.balanced_halves(training[1], k)
+        train_features = predict(clf, training[0][train_a], batchsize)[1]
+        copy_frechet = metrics.frechet_distance_of(train_features, real_features[half_a])
+        extra = {
+            "training_images_vs_real": round(copy_frechet, 4),
+            "training_images_ratio": round(copy_frechet / baseline, 3) if baseline > 0 else None,
+            "training_images_per_class": train_k,
+        }
+
+    if repeats > 1 and baseline > 0:  # a ratio needs a baseline, as "ratio" above
+        real_halves = (real_features[half_a], real_features[half_b])
+        extra["spread"] = frechet_spread(
+            gen, clf, gen_features[generated_k], real_halves, baseline, repeats, batchsize
+        )
+
+    gen_diversity = metrics.class_diversity(gen_features, digits)
+    real_diversity = metrics.class_diversity(real_features, real_labels)
+    diversity_ratio = gen_diversity / real_diversity
+
+    sweeps = [sweep(gen, clf, a, b, sweep_steps, sweep_seeds, batchsize) for a, b in SWEEP_PAIRS]
+    bar = metrics.quality_bar(accuracy, frechet, baseline, diversity_ratio, [s["pass"] for s in sweeps])
+    return {
+        "per_class": per_class,
+        "accuracy": {
+            "per_class": accuracy.round(4).tolist(),
+            "mean": round(float(accuracy.mean()), 4),
+            "min": round(float(accuracy.min()), 4),
+            "real_test_images": round(float(np.mean(real_probs.argmax(axis=1) == real_labels)), 4),
+        },
+        "frechet": {
+            "generated_vs_real": round(frechet, 4),
+            "real_vs_real": round(baseline, 4),
+            "ratio": round(frechet / baseline, 3) if baseline > 0 else None,
+            "images_per_class": k,
+            "set_size": k * N_CLASSES,
+            "per_class": by_class.round(4).tolist(),
+            "per_class_real_vs_real": by_class_baseline.round(4).tolist(),
+            "per_class_ratio": (by_class / by_class_baseline).round(3).tolist(),
+            "features": int(gen_features.shape[1]),
+            "note": "generated seeds 0..k-1 vs real half A; real half B vs real half A; "
+            "disjoint, class-balanced halves of the real images; per_class: the same within each digit",
+            **extra,
+        },
+        "diversity": {
+            "generated": gen_diversity.round(4).tolist(),
+            "real": real_diversity.round(4).tolist(),
+            "ratio": diversity_ratio.round(4).tolist(),
+            "min_ratio": round(float(np.min(diversity_ratio)), 4),
+            "real_images_per_class": np.bincount(real_labels, minlength=N_CLASSES).tolist(),
+        },
+        "sweeps": sweeps,
+        "quality_bar": bar,
+    }
+
+
+def plot_sweeps(sweeps: list[dict], path: Path, title: str) -> None:
+    """P(target) against t for every sweep: mean over seeds, interquartile band, P(source) dashed."""
+    from matplotlib.figure import Figure  # a training extra, not in requirements.txt
+
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    axes = figure.add_subplot()
+    for i, result in enumerate(sweeps):
+        color = f"C{i}"
+        name = f"{result['source']}→{result['target']}"
+        axes.plot(
+            result["t"],
+            result["p_target"],
+            color=color,
+            marker="o",
+            markersize=3,
+            label=f"P({result['target']}), {name}" + ("" if result["pass"] else " (fails)"),
+        )
+        axes.fill_between(result["t"], result["p_target_q25"], result["p_target_q75"], color=color, alpha=0.2)
+        axes.plot(
+            result["t"],
+            result["p_source"],
+            color=color,
+            linestyle="--",
+            linewidth=1,
+            label=f"P({result['source']}), {name}",
+        )
+    axes.set_xlabel("t  (label = (1 − t)·onehot(source) + t·onehot(target))")
+    axes.set_ylabel("classifier probability (mean over seeds)")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlim(0, 1)
+    axes.grid(alpha=0.3)
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8, ncols=2)
+    figure.savefig(path, dpi=110)
+
+
+def table(report: dict) -> str:
+    """The short human summary printed at the end."""
+
+    def row(name: str, values, fmt: str) -> str:
+        return f"{name:<12}" + "".join(f"{fmt.format(v):>7}" for v in values)
+
+    acc, fd, div, bar = report["accuracy"], report["frechet"], report["diversity"], report["quality_bar"]
+    lines = [
+        f"generator {report['generator']['folder']}  ({report['per_class']} images per class, "
+        f"{report['seconds']:.0f} s)",
+        row("digit", range(N_CLASSES), "{}"),
+        row("accuracy %", [100 * a for a in acc["per_class"]], "{:.1f}"),
+        row("diversity", div["ratio"], "{:.2f}"),
+        row("Fréchet ×", fd["per_class_ratio"], "{:.1f}"),
+        f"accuracy: mean {100 * acc['mean']:.2f}%, min {100 * acc['min']:.2f}% "
+        f"(classifier on real test images: {100 * acc['real_test_images']:.2f}%)",
+        f"Fréchet distance: {fd['generated_vs_real']:.3f}, real-vs-real {fd['real_vs_real']:.3f}, "
+        f"ratio {fd['ratio']} ({fd['set_size']} images per set)",
+    ]
+    if "training_images_vs_real" in fd:
+        lines.append(
+            f"Fréchet distance of the training images themselves: {fd['training_images_vs_real']:.3f}, "
+            f"ratio {fd['training_images_ratio']} (what copying the training data would score)"
+        )
+    if "spread" in fd:
+        spread = fd["spread"]
+        lines.append(
+            f"Fréchet ratio over {spread['seed_sets']} seed sets x 2 real halves: mean {spread['mean']}, "
+            f"sd {spread['sd']}, range {spread['min']}..{spread['max']}"
+        )
+    for s in report["sweeps"]:
+        lines.append(
+            f"sweep {s['source']}→{s['target']}: P({s['target']}) {s['p_target'][0]:.3f} → "
+            f"{s['p_target'][-1]:.3f}, largest drop {s['max_drop']:.3f}, "
+            f"{'monotone' if s['monotone'] else 'NOT monotone'}"
+        )
+    for name, check in bar["checks"].items():
+        limit = f">= {check['min']}" if "min" in check else f"<= {check['max']}"
+        value = check["value"]
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"  {'pass' if check['pass'] else 'FAIL'}  {name} = {shown} ({limit})")
+    lines.append(f"quality bar: {'PASS' if bar['pass'] else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def load_real(folder: Path | None, train: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Real MNIST test (or training) images, float32 (n, 1, 28, 28) in [0, 1], and labels."""
+    images, labels = concat_examples(load_mnist(folder, train=train)[:])
+    return images, labels.astype(np.int64)

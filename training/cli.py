@@ -1,0 +1,213 @@
+"""train.py's command line: its flags, their checks, and the run they start."""
+
+import argparse
+import math
+from pathlib import Path
+
+import chainer
+
+from model.net import DISCRIMINATORS
+from training.data import DataError, load_mnist
+from training.flags import (
+    OneLineParser,
+    add_data_flags,
+    fail,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_float,
+)
+from training.trainer import COMMUNICATORS, build_trainer, export, last_iteration, shared_error
+from training.updater import LOSSES
+
+PROG = "train.py"
+
+
+def build_parser() -> OneLineParser:
+    """The flags, in the Chainer examples' style."""
+    parser = OneLineParser(
+        prog=PROG, description="Train the conditional DCGAN on MNIST with Chainer and export the generator."
+    )
+    parser.add_argument(
+        "--device",
+        "-d",
+        default=None,
+        help="Chainer device: -1 or @numpy for the CPU (default), 0 or @cupy:0 for GPU 0",
+    )
+    parser.add_argument("--epoch", "-e", type=positive_int, default=30, help="epochs to train")
+    parser.add_argument(
+        "--batchsize", "-b", type=positive_int, default=64, help="images per batch (per process under MPI)"
+    )
+    parser.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate")
+    parser.add_argument("--beta1", type=unit_float, default=0.5, help="Adam beta1")
+    parser.add_argument(
+        "--lr-decay-from",
+        type=non_negative_int,
+        default=None,
+        metavar="ITERATION",
+        help="from this iteration on, lower both learning rates linearly to 0 at the end of training "
+        "(default: constant); a run resumed from a snapshot taken without it decays from there",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and noise")
+    parser.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        default=Path("result"),
+        help="folder for logs, plots, previews, snapshots and the exported generator",
+    )
+    add_data_flags(parser)
+    parser.add_argument(
+        "--resume", "-r", type=Path, default=None, help="trainer snapshot (snapshot_iter_N) to continue from"
+    )
+    parser.add_argument(
+        "--snapshot-interval",
+        type=positive_int,
+        default=1000,
+        help="iterations between snapshots and generator exports",
+    )
+    parser.add_argument("--log-interval", type=positive_int, default=100, help="iterations between log lines")
+    parser.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="at the end, also write the generator and preview.png here (e.g. weights/)",
+    )
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="with --resume and --export: write that snapshot's generator (its weight average, or with "
+        "--ema 0 its last iterate) to --export without training, e.g. to ship one checkpoint of a long run",
+    )
+    parser.add_argument(
+        "--ema",
+        type=unit_float,
+        default=0.999,
+        help="decay of the generator weights' moving average, which is what gets "
+        "previewed and exported (0 = the last iterate)",
+    )
+    parser.add_argument(
+        "--augment",
+        type=non_negative_int,
+        default=0,
+        metavar="PIXELS",
+        help="show the discriminator real and generated images shifted at random by up to this many "
+        "pixels (0 = off); fights D memorising a small training set",
+    )
+    parser.add_argument("--gen-ch", type=positive_int, default=128, help="generator channel width")
+    parser.add_argument(
+        "--label-bn",
+        action="store_true",
+        help="the label also sets the gain and bias of the generator's batch norms (conditional batch norm)",
+    )
+    parser.add_argument("--dis-ch", type=positive_int, default=64, help="discriminator channel width")
+    parser.add_argument(
+        "--dis",
+        choices=tuple(DISCRIMINATORS),
+        default="planes",
+        help="discriminator design: planes (the label as ten constant image planes, batch norm) or "
+        "projection (the label projected onto the image features, spectral norm); a snapshot "
+        "resumes only with the design it was trained with",
+    )
+    parser.add_argument(
+        "--dis-steps",
+        type=positive_int,
+        default=1,
+        help="discriminator steps per generator step, each on a batch of its own (an epoch then "
+        "takes that many times fewer iterations)",
+    )
+    parser.add_argument(
+        "--loss",
+        choices=tuple(LOSSES),
+        default="nonsaturating",
+        help="GAN loss: nonsaturating (softplus, the DCGAN paper's) or hinge (the projection "
+        "discriminator paper's); a snapshot resumes with either",
+    )
+    parser.add_argument(
+        "--communicator",
+        choices=COMMUNICATORS,
+        default=None,
+        help="train data-parallel under mpiexec with this ChainerMN communicator: naive (CPU) or "
+        "pure_nccl (one GPU per process, numbered by its rank on its node); needs requirements-mpi.txt",
+    )
+    parser.add_argument(
+        "--global-bn",
+        action="store_true",
+        help="with --communicator: batch normalization over the global batch of all processes "
+        "(ChainerMN's MultiNodeBatchNormalization) instead of each process's own",
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, checked alone and together; a bad one exits with one line and status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.global_bn and args.communicator is None:
+        parser.error("--global-bn needs --communicator")
+    if args.global_bn and args.label_bn:  # create_mnbn_model gives the copy a gain and bias that bn lacks
+        parser.error("--global-bn does not work with --label-bn: ChainerMN cannot copy its batch norms")
+    if args.export_only and (args.resume is None or args.export is None):
+        parser.error("--export-only needs --resume and --export")
+    if args.communicator == "pure_nccl" and args.device is not None:
+        parser.error("--device: --communicator pure_nccl gives each process the GPU of its rank on its node")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train (or with --export-only just export) as the flags say; 0, or 2 after a one-line error."""
+    args = parse_args(argv)
+    comm = None
+    if args.communicator is not None:
+        try:
+            from training import distributed  # only here: a single process needs neither ChainerMN nor MPI
+
+            comm = distributed.communicator(args.communicator)
+        except Exception as error:  # no mpi4py or MPI library; for pure_nccl no CuPy, NCCL or GPU
+            return fail(PROG, f"--communicator {args.communicator}: {error}")
+    rank = 0 if comm is None else comm.rank
+
+    def fail_on_rank_0(message: str) -> int:  # every process stops, one prints
+        return fail(PROG, message) if rank == 0 else 2
+
+    spec = distributed.gpu_of(comm) if args.communicator == "pure_nccl" else args.device or "-1"
+    error = None
+    try:
+        device = chainer.get_device(spec)
+        device.use()
+    except Exception as exception:  # Chainer raises several types for a bad or unusable device spec
+        error = f"--device {spec}: {exception}"
+    if error := shared_error(comm, error):
+        return fail_on_rank_0(error)
+    dataset = None
+    if rank == 0:  # under MPI, rank 0 reads the data and scatters it
+        try:
+            dataset = load_mnist(args.data, args.limit)
+        except DataError as exception:
+            error = str(exception)
+    if error := shared_error(comm, error):
+        return fail_on_rank_0(error)
+    if rank == 0 and args.lr_decay_from is not None:
+        end = last_iteration(args, math.ceil(len(dataset) / (1 if comm is None else comm.size)))
+        if args.lr_decay_from >= end:
+            error = f"--lr-decay-from {args.lr_decay_from}: training ends at iteration {end}"
+    if error := shared_error(comm, error):
+        return fail_on_rank_0(error)
+
+    trainer = build_trainer(args, dataset, device, comm)
+    if args.resume is not None:  # under MPI, every process loads rank 0's snapshot
+        try:
+            chainer.serializers.load_npz(str(args.resume), trainer)
+        except FileNotFoundError:
+            error = f"--resume {args.resume}: file not found"
+        except Exception as exception:  # a damaged or foreign npz raises many types
+            error = f"--resume {args.resume}: not a snapshot of this trainer ({exception})"
+    if error := shared_error(comm, error):
+        return fail_on_rank_0(error)
+    if not args.export_only:
+        trainer.run()
+
+    if args.export is not None and rank == 0:
+        export(trainer, args.ema, args.export)
+        print(f"exported the generator to {args.export}")
+    return 0

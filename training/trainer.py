@@ -1,0 +1,182 @@
+"""The conditional GAN's Chainer Trainer: networks, optimizers, updater and extensions, and the export.
+
+train.py builds one from its flags; tests and bench/train_speed.py build one from the same flags.
+"""
+
+import argparse
+import math
+from pathlib import Path
+
+import chainer
+import numpy as np
+from chainer.training import Trainer, extensions, triggers
+from PIL import Image
+
+from model import cpu_conv
+from model.export import save_generator
+from model.files import atomic_write
+from model.net import DISCRIMINATORS, Generator
+from training.extensions import (
+    GeneratorAverage,
+    LinearDecay,
+    RunRecord,
+    export_generator,
+    generator_metadata,
+    preview,
+    preview_grid,
+)
+from training.updater import ConditionalGANUpdater
+
+COMMUNICATORS = ("naive", "pure_nccl")  # ChainerMN's names: CPU processes, or one GPU per process
+
+
+class EveryOrAtEnd:
+    """Fires every `iterations` iterations and at the end of training.
+
+    Its state is saved in snapshots, so a resumed run fires where an uninterrupted one would.
+    """
+
+    def __init__(self, iterations: int, epochs: int):
+        self.every = triggers.IntervalTrigger(iterations, "iteration")
+        self.end = triggers.IntervalTrigger(epochs, "epoch")
+
+    def __call__(self, trainer: Trainer) -> bool:
+        return self.every(trainer) | self.end(trainer)
+
+    def serialize(self, serializer: chainer.AbstractSerializer) -> None:
+        self.every.serialize(serializer["every"])
+        self.end.serialize(serializer["end"])
+
+
+def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Device, comm=None) -> Trainer:
+    """Networks, optimizers, updater and extensions, ready to run.
+
+    With a ChainerMN communicator `comm`, `dataset` is rank 0's (the others may pass None): each
+    process trains on its shard, and rank 0 alone reports, previews, snapshots and exports.
+    """
+    np.random.seed(args.seed)
+    cpu_conv.install()  # same results up to float rounding, 1.5x the CPU throughput (bench/train_speed.py)
+    gen = Generator(ch=args.gen_ch, label_bn=args.label_bn)
+    dis = DISCRIMINATORS[args.dis](ch=args.dis_ch)
+    if comm is not None:
+        from training import distributed  # only here: a single process needs neither ChainerMN nor MPI
+
+        if args.global_bn:
+            gen, dis = (distributed.global_batch_norm(net, comm) for net in (gen, dis))
+    gen.to_device(device)
+    dis.to_device(device)
+    optimizers = []
+    for net in (gen, dis):
+        optimizer = chainer.optimizers.Adam(alpha=args.lr, beta1=args.beta1)
+        optimizer.setup(net)
+        optimizers.append(optimizer if comm is None else distributed.averaging_gradients(optimizer, comm))
+
+    # Under MPI the shards have equal lengths, so the processes shuffle and draw alike and keep
+    # equal random states: rank 0's snapshot then resumes every process.
+    shard = dataset if comm is None else distributed.shard(dataset, comm)
+    rng = np.random.RandomState(args.seed)
+    iterator = chainer.iterators.SerialIterator(
+        shard, args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng)
+    )
+    process = {} if comm is None else {"rank": comm.rank, "size": comm.size}
+    updater = ConditionalGANUpdater(
+        iterator,
+        *optimizers,
+        device=device,
+        rng=rng,
+        max_shift=args.augment,
+        loss=args.loss,
+        dis_steps=args.dis_steps,
+        **process,
+    )
+    trainer = Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
+    if args.lr_decay_from is not None:
+        trainer.extend(LinearDecay(args.lr, args.lr_decay_from, last_iteration(args, len(shard))))
+    if comm is None or comm.rank == 0:
+        extend_writers(trainer, args, gen, run_info(args, dataset, comm))
+    return trainer
+
+
+def last_iteration(args: argparse.Namespace, shard_size: int) -> int:
+    """The iteration at which --epoch epochs of `shard_size` images end."""
+    return math.ceil(args.epoch * shard_size / (args.batchsize * args.dis_steps))
+
+
+def extend_writers(trainer: Trainer, args: argparse.Namespace, gen: Generator, info: dict) -> None:
+    """The generator average and everything that reports or writes files."""
+    average = GeneratorAverage(gen, args.ema)
+    trainer.extend(average)
+    record = RunRecord(info)
+    trainer.extend(record)
+    # Triggers keep state, so each extension gets its own.
+    trainer.extend(
+        extensions.snapshot(filename="snapshot_iter_{.updater.iteration}"),
+        trigger=EveryOrAtEnd(args.snapshot_interval, args.epoch),
+    )
+    trainer.extend(
+        export_generator(average.averaged, args.out, EveryOrAtEnd(args.snapshot_interval, args.epoch), record)
+    )
+    trainer.extend(preview(average.averaged, args.out))
+    trainer.extend(extensions.LogReport(trigger=EveryOrAtEnd(args.log_interval, args.epoch)))
+    trainer.extend(extensions.PrintReport(["epoch", "iteration", "gen/loss", "dis/loss", "elapsed_time"]))
+    trainer.extend(extensions.ProgressBar(update_interval=10))
+    if extensions.PlotReport.available():
+        trainer.extend(
+            extensions.PlotReport(
+                ["gen/loss", "dis/loss"],
+                "iteration",
+                file_name="loss.png",
+                trigger=EveryOrAtEnd(args.log_interval, args.epoch),
+            )
+        )
+
+
+def exported_generator(trainer: Trainer, ema: float) -> Generator:
+    """The weight average, or with --ema 0 the last iterate (a snapshot of an averaged run holds it too)."""
+    if ema == 0:
+        return trainer.updater.get_optimizer("gen").target
+    return trainer.get_extension("GeneratorAverage").averaged
+
+
+def export(trainer: Trainer, ema: float, folder: Path) -> None:
+    """generator.npz, generator.json and preview.png of the generator that --ema picks, into `folder`.
+
+    The metadata is the snapshot's recipe, so that it says how these weights were made.
+    """
+    gen = exported_generator(trainer, ema)
+    recipe = trainer.get_extension("RunRecord").recipe()
+    if ema == 0:  # the last iterate, whatever the run averaged
+        recipe["ema_decay"] = 0.0
+    save_generator(gen, folder, generator_metadata(trainer, recipe))
+    grid = Image.fromarray(preview_grid(gen))
+    atomic_write(folder / "preview.png", lambda tmp: grid.save(tmp, format="PNG"))
+
+
+def run_info(args: argparse.Namespace, dataset, comm=None) -> dict:
+    """What the exported metadata says about this run."""
+    info = {
+        "data": str(args.data) if args.data else "chainer.datasets.get_mnist",
+        "train_images": len(dataset),
+        "seed": args.seed,
+        "batchsize": args.batchsize,
+        "lr": args.lr,
+        "beta1": args.beta1,
+        "lr_decay_from": args.lr_decay_from,
+        "discriminator": args.dis,
+        "discriminator_ch": args.dis_ch,
+        "loss": args.loss,
+        "dis_steps": args.dis_steps,
+        "ema_decay": args.ema,
+        "augment_pixels": args.augment,
+    }
+    if comm is not None:
+        info["processes"] = comm.size
+    return info
+
+
+def shared_error(comm, error: str | None) -> str | None:
+    """Under MPI, the first process's error on every process, so that all of them stop together."""
+    if comm is not None:
+        errors = comm.allreduce_obj([error] if error else [])
+        error = errors[0] if errors else None
+    return error
