@@ -2,14 +2,12 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-# Chainer 7.8.1's sdist builds only with setuptools<82; the constraints reach pip's build isolation too.
-export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CHAINER_WARN_VERSION_MISMATCH := 0
 
 .PHONY: run test lint chromium mpi openmpi
 
-$(VENV)/.web: requirements.txt constraints.txt
+$(VENV)/.web: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
