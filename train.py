@@ -1,7 +1,7 @@
 """Train the conditional DCGAN on MNIST with Chainer and export the generator.
 
 python train.py --data ../shared/mnist --epoch 1 --limit 2000 --out result
-python train.py --device 0 --epoch 30 --export weights/      # on a GPU (CuPy)
+python train.py --device 0 --export weights/      # the shipped generator's recipe, on a GPU (CuPy)
 mpiexec -n 8 python train.py --communicator pure_nccl --global-bn   # data-parallel on 8 GPUs
 """
 

@@ -71,33 +71,6 @@ class Generator(chainer.Chain):
         return F.sigmoid(self.dc2(h))
 
 
-def label_planes(x, labels):
-    """Stack the label vector onto the image as one constant 28x28 plane per class."""
-    n, n_classes = labels.shape
-    planes = F.broadcast_to(F.reshape(labels, (n, n_classes, 1, 1)), (n, n_classes) + x.shape[2:])
-    return F.concat((x, planes), axis=1)
-
-
-class Discriminator(chainer.Chain):
-    """(image, label vector) -> one real/fake logit per image."""
-
-    def __init__(self, ch: int = 64, n_classes: int = N_CLASSES):
-        super().__init__()
-        self.ch = ch
-        self.n_classes = n_classes
-        w = chainer.initializers.Normal(0.02)
-        with self.init_scope():
-            self.c1 = L.Convolution2D(1 + n_classes, ch, 4, 2, 1, initialW=w)
-            self.c2 = L.Convolution2D(ch, ch * 2, 4, 2, 1, initialW=w)
-            self.bn2 = L.BatchNormalization(ch * 2)
-            self.fc = L.Linear(ch * 2 * 7 * 7, 1, initialW=w)
-
-    def forward(self, x, labels):
-        h = F.leaky_relu(self.c1(label_planes(x, labels)), 0.2)
-        h = F.leaky_relu(self.bn2(self.c2(h)), 0.2)
-        return F.reshape(self.fc(h), (-1,))
-
-
 class ProjectionDiscriminator(chainer.Chain):
     """(image, label vector) -> one logit per image: a projection discriminator with spectral norm.
 
@@ -125,6 +98,3 @@ class ProjectionDiscriminator(chainer.Chain):
         h = F.leaky_relu(self.c1(x), 0.2)
         h = F.reshape(F.leaky_relu(self.c2(h), 0.2), (len(x), -1))
         return self.fc(h)[:, 0] + F.sum(self.embed(labels) * h, axis=1)
-
-
-DISCRIMINATORS = {"planes": Discriminator, "projection": ProjectionDiscriminator}

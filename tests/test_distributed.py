@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--log-interval", "100"]
 # Biases that feed a batch normalization get a zero gradient in exact arithmetic; Adam turns their
 # rounding noise into steps of up to the learning rate. They change no output in training mode.
-BIASES_BEFORE_BN = {"gen/fc/b", "gen/dc1/b", "dis/c2/b"}
+BIASES_BEFORE_BN = {"gen/fc/b", "gen/dc1/b"}
 # 1/40 of one Adam step (lr 2e-4): the 2-process run with global batch normalization stays within
-# about 2e-7 of the single process; with each process's own batch statistics it is off by 4e-4.
+# about 1e-7 of the single process; with each process's own batch statistics it is off by 4e-4.
 TOLERANCE = 5e-6
 
 needs_mpi = pytest.mark.skipif(
@@ -101,19 +101,6 @@ def test_two_processes_with_global_bn_match_one_process_with_the_global_batch(si
     assert_ranks_identical(out, 3)  # BN running statistics included
     for iteration in (1, 2, 3):
         gap, key = largest_gap(weights(out, 0, iteration), weights(single, 0, iteration))
-        assert gap < TOLERANCE, f"{key} differs by {gap} after update {iteration}"
-
-
-@pytest.mark.slow
-@needs_mpi
-def test_with_augment_two_processes_still_match_one_process(eight_images, tmp_path):
-    """Each process shifts its own rows of shifts drawn for the global batch, like the noise."""
-    in_order = ("--in-order", "--data", str(eight_images), "--epoch", "3", "--augment", "2")
-    one_process(*in_order, "-b", "8", "--out", str(tmp_path / "one"))
-    out = two_in_order(eight_images, tmp_path / "two", "--global-bn", "--augment", "2")
-    assert_ranks_identical(out, 3)
-    for iteration in (1, 2, 3):
-        gap, key = largest_gap(weights(out, 0, iteration), weights(tmp_path / "one", 0, iteration))
         assert gap < TOLERANCE, f"{key} differs by {gap} after update {iteration}"
 
 

@@ -2,6 +2,7 @@
 
 import copy
 import json
+from types import SimpleNamespace
 
 import chainer
 import numpy as np
@@ -10,12 +11,11 @@ from chainer.datasets import TupleDataset
 from helpers import write_idx, write_mnist_folder
 
 from model.export import load_generator
-from model.net import DISCRIMINATORS, Discriminator
-from training.augment import random_shifts, translate
-from training.cli import main, parse_args
+from model.net import Generator
+from training.cli import build_parser, main, parse_args
 from training.data import IMAGES_MAGIC, TRAIN_IMAGES
-from training.extensions import LinearDecay
-from training.trainer import build_trainer
+from training.extensions import EMA_WARMUP, GeneratorAverage, LinearDecay
+from training.trainer import build_trainer, decay_start, last_iteration
 from training.updater import LOSSES, hinge_discriminator_loss, hinge_generator_loss
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
@@ -76,13 +76,10 @@ def gpu_count() -> int:
 @pytest.mark.skipif(gpu_count() == 0, reason="needs CuPy and a GPU (run on a GPU box)")
 # Chainer 7.8.1's indexing backward calls an API that CuPy 13 deprecates
 @pytest.mark.filterwarnings("ignore:.*scatter_add. is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("dis", DISCRIMINATORS)
-def test_a_gpu_run_follows_the_cpu_run_up_to_float_rounding(tmp_path, dis):
+def test_a_gpu_run_follows_the_cpu_run_up_to_float_rounding(tmp_path):
     """Same seed and data on CuPy and NumPy: the same losses for three iterations and then the same
     gradients, so the noise, the shuffling, spectral norm's vectors and the optimizers take one path."""
-    cpu, gpu = (
-        tiny_trainer(tmp_path / name, "--dis", dis, device=name).updater for name in ("@numpy", "@cupy:0")
-    )
+    cpu, gpu = (tiny_trainer(tmp_path / name, device=name).updater for name in ("@numpy", "@cupy:0"))
     for _ in range(3):
         ours, theirs = reported_update(gpu), reported_update(cpu)
         for key in ("gen/loss", "dis/loss"):
@@ -96,16 +93,6 @@ def test_a_gpu_run_follows_the_cpu_run_up_to_float_rounding(tmp_path, dis):
             np.testing.assert_allclose(
                 gpu_grads[name], grad, rtol=0, atol=1e-3 * scale, err_msg=f"{net}{name}"
             )
-
-
-def test_with_dis_steps_each_iteration_takes_that_many_d_steps_on_batches_of_their_own(tmp_path):
-    updater = tiny_trainer(tmp_path, "--dis-steps", "3").updater
-    gen_optimizer, dis_optimizer = updater.get_optimizer("gen"), updater.get_optimizer("dis")
-    for _ in range(2):
-        reported_update(updater)
-    assert (gen_optimizer.t, dis_optimizer.t) == (2, 6)
-    assert updater.iteration == 2
-    assert updater.get_iterator("main").epoch_detail == pytest.approx(6 * 8 / 32)
 
 
 def test_hinge_losses_on_known_logits():
@@ -128,49 +115,23 @@ def test_generator_step_uses_only_the_generator_loss(tmp_path, loss):
     labels = np.eye(10, dtype=np.float32)[[digit for _, digit in batch]]
     seen = {}
 
-    def check_gradients(optimizer):  # runs after backward, before the weights move; D is already updated
-        gen_alone, dis_now = copy.deepcopy(gen), copy.deepcopy(dis)
+    def copy_dis(optimizer):  # D as G's step finds it: updated, its spectral norm vectors not yet moved on
+        seen["dis"] = copy.deepcopy(dis)
+
+    def check_gradients(optimizer):  # runs after backward, before the weights move
+        gen_alone = copy.deepcopy(gen)
         gen_alone.cleargrads()
-        generator_loss(dis_now(gen_alone(z, labels), labels)).backward()
+        generator_loss(seen["dis"](gen_alone(z, labels), labels)).backward()
         seen["expected"] = {name: p.grad.copy() for name, p in gen_alone.namedparams()}
         seen["actual"] = {name: p.grad.copy() for name, p in gen.namedparams()}
 
+    updater.get_optimizer("dis").add_hook(copy_dis, name="copy_dis", timing="post")
     gen_optimizer.add_hook(check_gradients, name="check_gradients")
     updater.get_iterator("main").order_sampler = lambda order, position: np.arange(len(order))
     updater.get_iterator("main").reset()
     reported_update(updater)
     for name, expected in seen["expected"].items():
         np.testing.assert_allclose(seen["actual"][name], expected, rtol=1e-5, atol=1e-7, err_msg=name)
-
-
-def test_with_augment_every_discriminator_input_is_freshly_shifted(tmp_path, monkeypatch):
-    """D's three inputs (real, fake in D's step, fake in G's step) each get their own random shifts."""
-    updater = tiny_trainer(tmp_path, "--augment", "2").updater
-    seen = []
-    forward = Discriminator.forward
-
-    def recording_forward(self, x, labels):
-        seen.append(chainer.as_array(x).copy())
-        return forward(self, x, labels)
-
-    monkeypatch.setattr(Discriminator, "forward", recording_forward)
-    updater.get_iterator("main").order_sampler = lambda order, position: np.arange(len(order))
-    updater.get_iterator("main").reset()
-    batch = updater.get_iterator("main").dataset[:8]
-    real = np.stack([image for image, _ in batch])
-    labels = np.eye(10, dtype=np.float32)[[digit for _, digit in batch]]
-    rng = copy.deepcopy(updater.rng)
-    gen_before = copy.deepcopy(updater.get_optimizer("gen").target)
-    reported_update(updater)
-
-    z = rng.uniform(-1, 1, (8, 100)).astype(np.float32)  # the noise is drawn first, then the shifts
-    shifts = [random_shifts(rng, 8, 2) for _ in range(3)]
-    fake = gen_before(z, labels).array  # G does not move between D's step and its own forward pass
-    assert len(seen) == 3 and all(np.any(s != 0) for s in shifts)
-    np.testing.assert_array_equal(seen[0], translate(real, shifts[0]).array)
-    np.testing.assert_allclose(seen[1], translate(fake, shifts[1]).array, atol=1e-6)
-    np.testing.assert_allclose(seen[2], translate(fake, shifts[2]).array, atol=1e-6)
-    assert not np.allclose(seen[1], seen[2])
 
 
 def losses(out) -> list[tuple[float, float]]:
@@ -205,8 +166,54 @@ def test_a_cli_run_leaves_log_plot_previews_snapshots_and_generator(uninterrupte
         "generator.json",
     } <= names
     assert {"snapshot_iter_3", "snapshot_iter_6", "snapshot_iter_8"} <= names
+    with np.load(uninterrupted / "snapshot_iter_8") as snapshot:
+        assert "updater/model:dis/embed/W_u" in snapshot.files  # spectral norm's vector is saved
+
+
+def test_generator_json_holds_the_whole_recipe_and_the_device(mnist_folder, uninterrupted):
     metadata = json.loads((uninterrupted / "generator.json").read_text())
-    assert metadata["iterations"] == 8 and metadata["images_seen"] == 64 and metadata["train_images"] == 32
+    recipe = {key: metadata[key] for key in metadata if key not in ("date", "sha256", "architecture", "z")}
+    assert recipe == {
+        "data": str(mnist_folder),
+        "train_images": 32,
+        "planned_epochs": 2,
+        "epochs": 2.0,
+        "iterations": 8,
+        "images_seen": 64,
+        "last_iteration": 8,
+        "seed": 0,
+        "batchsize": 8,
+        "lr": 2e-4,
+        "beta1": 0.5,
+        "lr_decay_start": 2 / 3,
+        "lr_decay_start_iteration": 5,  # round(2/3 * 8)
+        "discriminator": "projection",
+        "discriminator_ch": 8,
+        "loss": "nonsaturating",
+        "ema_decay": 0.99,
+        "ema_warmup": EMA_WARMUP,
+        "device": "@numpy",
+    }
+    assert metadata["architecture"]["ch"] == 8 and metadata["architecture"]["label_bn"] is False
+
+
+def test_the_defaults_are_the_shipped_recipe_for_any_data_size():
+    """60,000 MNIST images, batch 64, 16 epochs: 15,000 iterations, the rate falling from 10,000."""
+    args = parse_args([])
+    end = last_iteration(args, 60_000)
+    assert (end, decay_start(args, end)) == (15_000, 10_000)
+    assert (args.batchsize, args.lr, args.beta1, args.ema, args.seed) == (64, 2e-4, 0.5, 0.99, 0)
+    assert (args.gen_ch, args.dis_ch, args.loss, args.label_bn) == (128, 64, "nonsaturating", False)
+    assert args.snapshot_interval is None, "a snapshot every epoch, whatever the data size"
+    assert "weights/generator.npz" in build_parser().format_help()
+
+
+def test_by_default_snapshots_and_exports_come_every_epoch(mnist_folder, tmp_path):
+    assert run_train(mnist_folder, tmp_path, "--epoch", "2") == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("snapshot_")) == [
+        "snapshot_iter_4",
+        "snapshot_iter_8",
+    ]
 
 
 def test_a_run_shorter_than_the_log_interval_still_writes_its_log_and_plot(mnist_folder, tmp_path):
@@ -245,23 +252,6 @@ def train_and_resume(mnist_folder, tmp_path, *flags: str):
     return straight, resumed
 
 
-def test_augmented_training_resumes_exactly_and_records_the_shift(mnist_folder, uninterrupted, tmp_path):
-    straight, resumed = train_and_resume(mnist_folder, tmp_path, "--augment", "2")
-    assert losses(straight) != losses(uninterrupted)  # D saw other images
-    assert json.loads((resumed / "generator.json").read_text())["augment_pixels"] == 2
-
-
-def test_projection_discriminator_trains_resumes_exactly_and_is_recorded(
-    mnist_folder, uninterrupted, tmp_path
-):
-    straight, resumed = train_and_resume(mnist_folder, tmp_path, "--dis", "projection")
-    assert losses(straight) != losses(uninterrupted)  # another D
-    assert all(np.isfinite(losses(straight)).ravel())
-    with np.load(straight / "snapshot_iter_8") as snapshot:
-        assert "updater/model:dis/embed/W_u" in snapshot.files  # spectral norm's vector is saved
-    assert json.loads((resumed / "generator.json").read_text())["discriminator"] == "projection"
-
-
 def test_hinge_loss_trains_resumes_exactly_and_is_recorded(mnist_folder, uninterrupted, tmp_path):
     straight, resumed = train_and_resume(mnist_folder, tmp_path, "--loss", "hinge")
     assert losses(straight) != losses(uninterrupted)  # the same networks, another loss
@@ -283,19 +273,7 @@ def test_label_bn_trains_resumes_exactly_and_exports_a_generator_the_app_loads(
     assert np.abs(gen.bn1.gain.W.array).max() > 0  # the labels' gains left their zero start
 
 
-def test_dis_steps_train_resume_exactly_end_epochs_sooner_and_are_recorded(
-    mnist_folder, uninterrupted, tmp_path
-):
-    straight, resumed = train_and_resume(mnist_folder, tmp_path, "--dis-steps", "2")
-    assert len(losses(straight)) == 4, "2 epochs of 8 batches in 4 iterations of 2 batches"
-    assert losses(straight) != losses(uninterrupted)[:4]
-    metadata = json.loads((resumed / "generator.json").read_text())
-    assert (metadata["dis_steps"], metadata["iterations"], metadata["images_seen"]) == (2, 4, 4 * 2 * 8)
-
-
-@pytest.mark.parametrize(
-    "other", [["--dis", "projection"], ["--label-bn"]], ids=["discriminator", "generator"]
-)
+@pytest.mark.parametrize("other", [["--dis-ch", "16"], ["--label-bn"]], ids=["discriminator", "generator"])
 def test_a_snapshot_of_other_networks_is_one_line(mnist_folder, uninterrupted, tmp_path, capsys, other):
     snapshot = uninterrupted / "snapshot_iter_3"
     assert run_train(mnist_folder, tmp_path, *other, "--resume", str(snapshot)) == 2
@@ -310,37 +288,86 @@ def test_linear_decay_holds_the_rate_until_its_start_then_lowers_it_to_zero_at_t
     assert rates == pytest.approx([2e-4, 2e-4, 1e-4, 1e-6, 0, 0])
 
 
-@pytest.mark.parametrize(("dis_steps", "iterations"), [("1", 4), ("2", 2)])
-def test_a_decayed_run_ends_with_both_rates_at_zero(tmp_path, dis_steps, iterations):
-    trainer = tiny_trainer(tmp_path, "--epoch", "1", "--lr-decay-from", "1", "--dis-steps", dis_steps)
+def test_linear_decay_starting_at_the_end_keeps_the_rate_constant():
+    decay = LinearDecay(2e-4, start=300, end=300)
+    assert [decay.rate(iteration) for iteration in (0, 299)] == [2e-4, 2e-4]
+
+
+def test_a_run_resumed_with_more_epochs_decays_over_its_new_length(mnist_folder, uninterrupted, tmp_path):
+    snapshot = uninterrupted / "snapshot_iter_3"
+    assert run_train(mnist_folder, tmp_path, "--epoch", "3", "--resume", str(snapshot)) == 0
+    metadata = json.loads((tmp_path / "generator.json").read_text())
+    assert (metadata["last_iteration"], metadata["lr_decay_start_iteration"]) == (12, 8)
+    legs = [(leg["from_iteration"], leg["last_iteration"]) for leg in metadata["legs"]]
+    assert legs == [(0, 8), (3, 12)]
+
+
+@pytest.mark.parametrize(
+    ("start", "shares"), [("0.25", [1, 1, 2 / 3, 1 / 3]), ("1", [1, 1, 1, 1])], ids=["decayed", "constant"]
+)
+def test_the_decay_starts_at_a_share_of_the_run_and_1_keeps_the_rate(tmp_path, start, shares):
+    """4 iterations: from 0.25, the rates of updates 2-4 fall towards 0 at the end; 1 never lowers them."""
+    trainer = tiny_trainer(tmp_path, "--epoch", "1", "--lr-decay-start", start)
+    used = {name: [] for name in ("gen", "dis")}
+    for name, optimizer in trainer.updater.get_all_optimizers().items():
+        optimizer.add_hook(lambda optimizer, rates=used[name]: rates.append(optimizer.alpha), name="rate")
     trainer.run()
-    assert trainer.updater.iteration == iterations
-    assert [optimizer.alpha for optimizer in trainer.updater.get_all_optimizers().values()] == [0, 0]
+    assert used["gen"] == used["dis"] == pytest.approx([2e-4 * share for share in shares])
 
 
-def test_lr_decay_joins_a_run_resumed_from_a_snapshot_taken_without_it(mnist_folder, uninterrupted, tmp_path):
-    flags = ("--epoch", "2", "--snapshot-interval", "3", "--lr-decay-from", "3")
+def test_another_decay_start_takes_over_a_run_resumed_from_a_snapshot(mnist_folder, uninterrupted, tmp_path):
+    flags = ("--epoch", "2", "--snapshot-interval", "3", "--lr-decay-start", "0.375")  # from iteration 3
     assert run_train(mnist_folder, tmp_path / "straight", *flags) == 0
-    decayed, constant = losses(tmp_path / "straight"), losses(uninterrupted)
-    assert decayed[:4] == constant[:4], "steps 1-4 at the full rate"
-    assert all(a != b for a, b in zip(decayed[4:], constant[4:], strict=True)), "then the rate falls"
-    # A constant-rate run's snapshot before the decay, and the decayed run's own in the middle of it.
+    early, default = losses(tmp_path / "straight"), losses(uninterrupted)  # the default falls from 5
+    assert early[:4] == default[:4], "steps 1-4 at the full rate"
+    assert all(a != b for a, b in zip(early[4:], default[4:], strict=True)), "then the rate falls sooner"
+    # The default run's snapshot before either decay, and the early-decay run's own in the middle of it.
     for snapshot in (uninterrupted / "snapshot_iter_3", tmp_path / "straight" / "snapshot_iter_6"):
         resumed = tmp_path / f"from_{snapshot.parent.name}"
         assert run_train(mnist_folder, resumed, *flags, "--resume", str(snapshot)) == 0
-        assert losses(resumed) == decayed, snapshot
+        assert losses(resumed) == early, snapshot
         metadata = json.loads((resumed / "generator.json").read_text())
-        assert metadata["lr_decay_from"] == 3
-        # The constant-rate run's snapshot begins a second leg; the decayed run's own goes on with its one.
-        legs = [(leg["from_iteration"], leg["lr_decay_from"]) for leg in metadata.get("legs", [])]
-        assert legs == ([(0, None), (3, 3)] if snapshot.parent == uninterrupted else [])
+        assert (metadata["lr_decay_start"], metadata["lr_decay_start_iteration"]) == (0.375, 3)
+        # The default run's snapshot begins a second leg; the early-decay run's own goes on with its one.
+        legs = [(leg["from_iteration"], leg["lr_decay_start_iteration"]) for leg in metadata.get("legs", [])]
+        assert legs == ([(0, 5), (3, 3)] if snapshot.parent == uninterrupted else [])
         same_generator(resumed, tmp_path / "straight")
 
 
-def test_lr_decay_from_the_end_of_training_or_later_is_one_line(mnist_folder, tmp_path, capsys):
-    assert run_train(mnist_folder, tmp_path, "--epoch", "2", "--lr-decay-from", "8") == 2
-    error = capsys.readouterr().err
-    assert error == "train.py: error: --lr-decay-from 8: training ends at iteration 8\n"
+def averaged_arrays(gen: Generator) -> dict:
+    """What GeneratorAverage averages: the weights and the batch norms' running statistics, by name."""
+    arrays = {name: param.array for name, param in gen.namedparams()}
+    for path, link in gen.namedlinks():
+        for name in link._persistent:
+            if isinstance(getattr(link, name), np.ndarray):
+                arrays[f"{path}/{name}"] = getattr(link, name)
+    return arrays
+
+
+def test_the_weight_average_warms_up_by_the_num_updates_rule():
+    """After update t the average is decay_t * average + (1 - decay_t) * live, with
+    decay_t = min(ema, (1 + t) / (10 + t)): after 5 updates little of the initial weights is left."""
+    np.random.seed(0)
+    gen = Generator(ch=4)
+    average = GeneratorAverage(gen, 0.999)
+    expected = {name: array.copy() for name, array in averaged_arrays(gen).items()}
+    rng = np.random.RandomState(1)
+    for t in range(1, 6):
+        for array in averaged_arrays(gen).values():
+            array[...] = rng.normal(0, 1, array.shape)
+        average(SimpleNamespace(updater=SimpleNamespace(iteration=t)))
+        decay = min(0.999, (1 + t) / (10 + t))
+        for name, live in averaged_arrays(gen).items():
+            expected[name] = decay * expected[name] + (1 - decay) * live
+    averaged = averaged_arrays(average.averaged)
+    assert averaged.keys() == expected.keys() and "/bn1/avg_mean" in averaged
+    for name, array in averaged.items():
+        np.testing.assert_allclose(array, expected[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    assert [average.decay_at(t) for t in (1, 5, 100, 10_000)] == pytest.approx(
+        [2 / 11, 6 / 15, 101 / 110, 0.999]
+    )
+    # Left of the initial weights: 2/11 * 3/12 * 4/13 * 5/14 * 6/15 = 0.002, where 0.999 ** 5 = 0.995.
+    assert np.prod([average.decay_at(t) for t in range(1, 6)]) == pytest.approx(720 / 360_360)
 
 
 def test_resume_continues_exactly_where_the_snapshot_stopped(mnist_folder, uninterrupted, tmp_path):
@@ -358,9 +385,11 @@ def test_resume_continues_exactly_where_the_snapshot_stopped(mnist_folder, unint
         np.load(uninterrupted / "snapshot_iter_8") as straight,
     ):
         weights = [key for key in straight.files if key.startswith("updater/model:")]
-        assert weights
-        for key in weights:
+        averaged = [key for key in straight.files if key.startswith("extensions/GeneratorAverage/")]
+        assert weights and averaged
+        for key in weights + averaged:
             np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+    same_generator(tmp_path, uninterrupted)
 
 
 def test_export_writes_the_generator_and_a_preview(mnist_folder, tmp_path):
@@ -376,7 +405,7 @@ def test_export_writes_the_generator_and_a_preview(mnist_folder, tmp_path):
 
 @pytest.mark.parametrize(
     ("flags", "snapshot_prefix", "ema_decay"),
-    [((), "extensions/GeneratorAverage/averaged/", 0.999), (("--ema", "0"), "updater/model:gen/", 0.0)],
+    [((), "extensions/GeneratorAverage/averaged/", 0.99), (("--ema", "0"), "updater/model:gen/", 0.0)],
 )
 def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training(
     mnist_folder, uninterrupted, tmp_path, flags, snapshot_prefix, ema_decay
@@ -400,13 +429,12 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
         (["--batchsize", "0"], "argument --batchsize/-b: must be at least 1, got 0"),
         (["--lr", "nan"], "argument --lr: must be a positive number, got nan"),
         (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
-        (["--augment", "-1"], "argument --augment: must be at least 0, got -1"),
-        (["--dis-steps", "0"], "argument --dis-steps: must be at least 1, got 0"),
-        (["--lr-decay-from", "-5"], "argument --lr-decay-from: must be at least 0, got -5"),
-        (
-            ["--dis", "resnet"],
-            "argument --dis: invalid choice: 'resnet' (choose from 'planes', 'projection')",
-        ),
+        (["--lr-decay-start", "1.5"], "argument --lr-decay-start: must be between 0 and 1, got 1.5"),
+        (["--lr-decay-start", "-0.1"], "argument --lr-decay-start: must be between 0 and 1, got -0.1"),
+        (["--dis", "projection"], "unrecognized arguments: --dis projection"),
+        (["--augment", "2"], "unrecognized arguments: --augment 2"),
+        (["--dis-steps", "2"], "unrecognized arguments: --dis-steps 2"),
+        (["--lr-decay-from", "3"], "unrecognized arguments: --lr-decay-from 3"),
         (
             ["--loss", "wgan"],
             "argument --loss: invalid choice: 'wgan' (choose from 'nonsaturating', 'hinge')",

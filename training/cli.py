@@ -1,60 +1,71 @@
 """train.py's command line: its flags, their checks, and the run they start."""
 
 import argparse
-import math
 from pathlib import Path
 
 import chainer
 
-from model.net import DISCRIMINATORS
 from training.data import DataError, load_mnist
 from training.flags import (
     OneLineParser,
     add_data_flags,
     fail,
-    non_negative_int,
+    fraction,
     positive_float,
     positive_int,
     unit_float,
 )
-from training.trainer import COMMUNICATORS, build_trainer, export, last_iteration, shared_error
+from training.trainer import COMMUNICATORS, build_trainer, export, shared_error
 from training.updater import LOSSES
 
 PROG = "train.py"
 
 
+DESCRIPTION = (
+    "Train the conditional DCGAN on MNIST with Chainer and export the generator. The defaults are the "
+    "recipe of the shipped weights/generator.npz: `python train.py --export weights/` retrains it "
+    "(how long it takes on a GPU and on a CPU: see docs/training.md)."
+)
+
+
 def build_parser() -> OneLineParser:
-    """The flags, in the Chainer examples' style."""
-    parser = OneLineParser(
-        prog=PROG, description="Train the conditional DCGAN on MNIST with Chainer and export the generator."
-    )
+    """The flags, in the Chainer examples' style; their defaults are the shipped generator's recipe."""
+    # No abbreviations: a flag that was removed would otherwise pass as the one it begins (--dis).
+    parser = OneLineParser(prog=PROG, description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument(
         "--device",
         "-d",
         default=None,
         help="Chainer device: -1 or @numpy for the CPU (default), 0 or @cupy:0 for GPU 0",
     )
-    parser.add_argument("--epoch", "-e", type=positive_int, default=30, help="epochs to train")
+    parser.add_argument("--epoch", "-e", type=positive_int, default=16, help="epochs to train (default 16)")
     parser.add_argument(
-        "--batchsize", "-b", type=positive_int, default=64, help="images per batch (per process under MPI)"
+        "--batchsize",
+        "-b",
+        type=positive_int,
+        default=64,
+        help="images per batch (per process under MPI; default 64)",
     )
-    parser.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate")
-    parser.add_argument("--beta1", type=unit_float, default=0.5, help="Adam beta1")
+    parser.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate (default 2e-4)")
+    parser.add_argument("--beta1", type=unit_float, default=0.5, help="Adam beta1 (default 0.5)")
     parser.add_argument(
-        "--lr-decay-from",
-        type=non_negative_int,
-        default=None,
-        metavar="ITERATION",
-        help="from this iteration on, lower both learning rates linearly to 0 at the end of training "
-        "(default: constant); a run resumed from a snapshot taken without it decays from there",
+        "--lr-decay-start",
+        type=fraction,
+        default=2 / 3,
+        metavar="FRACTION",
+        help="keep both learning rates at --lr for this fraction of the training iterations, then "
+        "lower them linearly to 0 at the end (default 2/3; 1 = a constant rate); the iterations are "
+        "those of this run's --epoch, so a run resumed with another --epoch decays over its new length",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and noise")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for weights, shuffling and noise (default 0)"
+    )
     parser.add_argument(
         "--out",
         "-o",
         type=Path,
         default=Path("result"),
-        help="folder for logs, plots, previews, snapshots and the exported generator",
+        help="folder for logs, plots, previews, snapshots and the exported generator (default result)",
     )
     add_data_flags(parser)
     parser.add_argument(
@@ -63,10 +74,14 @@ def build_parser() -> OneLineParser:
     parser.add_argument(
         "--snapshot-interval",
         type=positive_int,
-        default=1000,
-        help="iterations between snapshots and generator exports",
+        default=None,
+        metavar="ITERATIONS",
+        help="iterations between snapshots and generator exports (default: one every epoch); "
+        "there is always one at the end",
     )
-    parser.add_argument("--log-interval", type=positive_int, default=100, help="iterations between log lines")
+    parser.add_argument(
+        "--log-interval", type=positive_int, default=100, help="iterations between log lines (default 100)"
+    )
     parser.add_argument(
         "--export",
         type=Path,
@@ -82,45 +97,30 @@ def build_parser() -> OneLineParser:
     parser.add_argument(
         "--ema",
         type=unit_float,
-        default=0.999,
-        help="decay of the generator weights' moving average, which is what gets "
-        "previewed and exported (0 = the last iterate)",
+        default=0.99,
+        help="decay of the generator weights' moving average, which is what gets previewed and "
+        "exported (default 0.99; 0 = the last iterate); update t = 1, 2, ... uses min(EMA, "
+        "(1 + t) / (10 + t)), so that short runs and early previews average too",
     )
     parser.add_argument(
-        "--augment",
-        type=non_negative_int,
-        default=0,
-        metavar="PIXELS",
-        help="show the discriminator real and generated images shifted at random by up to this many "
-        "pixels (0 = off); fights D memorising a small training set",
+        "--gen-ch", type=positive_int, default=128, help="generator channel width (default 128)"
     )
-    parser.add_argument("--gen-ch", type=positive_int, default=128, help="generator channel width")
     parser.add_argument(
         "--label-bn",
         action="store_true",
         help="the label also sets the gain and bias of the generator's batch norms (conditional batch norm)",
     )
-    parser.add_argument("--dis-ch", type=positive_int, default=64, help="discriminator channel width")
     parser.add_argument(
-        "--dis",
-        choices=tuple(DISCRIMINATORS),
-        default="planes",
-        help="discriminator design: planes (the label as ten constant image planes, batch norm) or "
-        "projection (the label projected onto the image features, spectral norm); a snapshot "
-        "resumes only with the design it was trained with",
-    )
-    parser.add_argument(
-        "--dis-steps",
+        "--dis-ch",
         type=positive_int,
-        default=1,
-        help="discriminator steps per generator step, each on a batch of its own (an epoch then "
-        "takes that many times fewer iterations)",
+        default=64,
+        help="channel width of the projection discriminator (default 64)",
     )
     parser.add_argument(
         "--loss",
         choices=tuple(LOSSES),
         default="nonsaturating",
-        help="GAN loss: nonsaturating (softplus, the DCGAN paper's) or hinge (the projection "
+        help="GAN loss: nonsaturating (softplus, the DCGAN paper's; default) or hinge (the projection "
         "discriminator paper's); a snapshot resumes with either",
     )
     parser.add_argument(
@@ -133,8 +133,8 @@ def build_parser() -> OneLineParser:
     parser.add_argument(
         "--global-bn",
         action="store_true",
-        help="with --communicator: batch normalization over the global batch of all processes "
-        "(ChainerMN's MultiNodeBatchNormalization) instead of each process's own",
+        help="with --communicator: the generator's batch normalization over the global batch of all "
+        "processes (ChainerMN's MultiNodeBatchNormalization) instead of each process's own",
     )
     return parser
 
@@ -185,12 +185,6 @@ def main(argv: list[str] | None = None) -> int:
             dataset = load_mnist(args.data, args.limit)
         except DataError as exception:
             error = str(exception)
-    if error := shared_error(comm, error):
-        return fail_on_rank_0(error)
-    if rank == 0 and args.lr_decay_from is not None:
-        end = last_iteration(args, math.ceil(len(dataset) / (1 if comm is None else comm.size)))
-        if args.lr_decay_from >= end:
-            error = f"--lr-decay-from {args.lr_decay_from}: training ends at iteration {end}"
     if error := shared_error(comm, error):
         return fail_on_rank_0(error)
 

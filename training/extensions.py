@@ -19,12 +19,20 @@ from model.sampling import generate, one_hot, seeds_noise
 PREVIEW_SEEDS = range(10)
 
 
+EMA_WARMUP = "min(ema_decay, (1 + t) / (10 + t)) at update t = 1, 2, ..."
+"""The decay of the weight average (TensorFlow's ExponentialMovingAverage with num_updates), as
+generator.json states it."""
+
+
 class GeneratorAverage(training.Extension):
     """Exponential moving average of the generator's weights and BN statistics.
 
     Averaged GAN generators give cleaner, steadier samples than the last
-    iterate; `averaged` is what gets previewed and exported. Its state is
-    part of the trainer snapshot, so resuming keeps the average.
+    iterate; `averaged` is what gets previewed and exported. The decay warms up
+    (EMA_WARMUP), so that the average of a short run, or of the first epochs of a
+    long one, has left the random initial weights behind. It follows from the
+    updater's iteration, and the average is part of the trainer snapshot, so a
+    resumed run averages exactly as an uninterrupted one.
     """
 
     trigger = (1, "iteration")
@@ -35,17 +43,22 @@ class GeneratorAverage(training.Extension):
         self.decay = decay
         self.averaged = gen.copy(mode="copy")
 
+    def decay_at(self, t: int) -> float:
+        """The decay used after update `t` (1 for the first)."""
+        return min(self.decay, (1 + t) / (10 + t))
+
     def __call__(self, trainer: training.Trainer) -> None:
+        decay = self.decay_at(trainer.updater.iteration)
         live = dict(self.gen.namedparams())
         for name, param in self.averaged.namedparams():
-            param.array *= self.decay
-            param.array += (1 - self.decay) * live[name].array
+            param.array *= decay
+            param.array += (1 - decay) * live[name].array
         for (_, link), (_, live_link) in zip(self.averaged.namedlinks(), self.gen.namedlinks(), strict=True):
             for name in link._persistent:
                 value = getattr(link, name)
                 if isinstance(value, link.xp.ndarray):
-                    value *= self.decay
-                    value += (1 - self.decay) * getattr(live_link, name)
+                    value *= decay
+                    value += (1 - decay) * getattr(live_link, name)
 
     def serialize(self, serializer: chainer.AbstractSerializer) -> None:
         self.averaged.serialize(serializer["averaged"])
@@ -54,9 +67,10 @@ class GeneratorAverage(training.Extension):
 class LinearDecay(training.Extension):
     """Lowers every optimizer's Adam `alpha` linearly from `lr` at iteration `start` to 0 at `end`.
 
-    The rate follows from the iteration alone, so a run resumed from any snapshot, taken with or
-    without the decay, trains with the rates an uninterrupted run would have used. (Chainer's
-    LinearShift counts its own calls instead, which a snapshot without it cannot restore.)
+    The rate follows from the iteration alone, so a run resumed from any snapshot, whatever decay it
+    was taken with, trains with the rates an uninterrupted run of its own flags would have used.
+    (Chainer's LinearShift counts its own calls instead, which a snapshot without it cannot
+    restore.) With `start` equal to `end` the rate stays constant.
     """
 
     def __init__(self, lr: float, start: int, end: int):
@@ -66,7 +80,7 @@ class LinearDecay(training.Extension):
 
     def rate(self, iteration: int) -> float:
         """Adam's alpha for the update that follows `iteration` completed ones."""
-        left = min(1.0, (self.end - iteration) / (self.end - self.start))
+        left = min(1.0, (self.end - iteration) / max(1, self.end - self.start))
         return self.lr * max(0.0, left)
 
     @staticmethod
@@ -84,10 +98,11 @@ class LinearDecay(training.Extension):
 
 
 class RunRecord(training.Extension):
-    """The run's recipe, kept in its snapshots: the flags of each leg and the iteration it began at.
+    """The run's recipe, kept in its snapshots: that of each leg and the iteration it began at.
 
-    A run resumed with other flags (a decay added, say) begins a new leg, so that generator.json says
-    how its weights were made, and --export-only takes the snapshot's recipe, not its own flags.
+    A run resumed with other flags or on another device (a longer --epoch, say) begins a new leg, so
+    that generator.json says how its weights were made, and --export-only takes the snapshot's
+    recipe, not its own flags.
     """
 
     def __init__(self, info: dict):
@@ -142,7 +157,7 @@ def preview(gen: Generator, out: Path) -> Callable[[training.Trainer], None]:
 def generator_metadata(trainer: training.Trainer, recipe: dict) -> dict:
     """The run's recipe plus how far training has come, for generator.json."""
     updater = trainer.updater
-    real_per_iteration = recipe["batchsize"] * recipe.get("processes", 1) * recipe.get("dis_steps", 1)
+    real_per_iteration = recipe["batchsize"] * recipe.get("processes", 1)
     return {
         **recipe,
         "epochs": updater.epoch_detail,

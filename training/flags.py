@@ -79,6 +79,14 @@ def unit_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A share of something, 0 and 1 included."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
     """--data and --limit, the same for every script that trains on MNIST."""
     parser.add_argument(

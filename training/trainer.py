@@ -15,8 +15,9 @@ from PIL import Image
 from model import cpu_conv
 from model.export import save_generator
 from model.files import atomic_write
-from model.net import DISCRIMINATORS, Generator
+from model.net import Generator, ProjectionDiscriminator
 from training.extensions import (
+    EMA_WARMUP,
     GeneratorAverage,
     LinearDecay,
     RunRecord,
@@ -31,13 +32,14 @@ COMMUNICATORS = ("naive", "pure_nccl")  # ChainerMN's names: CPU processes, or o
 
 
 class EveryOrAtEnd:
-    """Fires every `iterations` iterations and at the end of training.
+    """Fires every `iterations` iterations (None: every epoch) and at the end of training.
 
     Its state is saved in snapshots, so a resumed run fires where an uninterrupted one would.
     """
 
-    def __init__(self, iterations: int, epochs: int):
-        self.every = triggers.IntervalTrigger(iterations, "iteration")
+    def __init__(self, iterations: int | None, epochs: int):
+        every = (1, "epoch") if iterations is None else (iterations, "iteration")
+        self.every = triggers.IntervalTrigger(*every)
         self.end = triggers.IntervalTrigger(epochs, "epoch")
 
     def __call__(self, trainer: Trainer) -> bool:
@@ -57,12 +59,12 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     np.random.seed(args.seed)
     cpu_conv.install()  # same results up to float rounding, 1.5x the CPU throughput (bench/train_speed.py)
     gen = Generator(ch=args.gen_ch, label_bn=args.label_bn)
-    dis = DISCRIMINATORS[args.dis](ch=args.dis_ch)
+    dis = ProjectionDiscriminator(ch=args.dis_ch)
     if comm is not None:
         from training import distributed  # only here: a single process needs neither ChainerMN nor MPI
 
-        if args.global_bn:
-            gen, dis = (distributed.global_batch_norm(net, comm) for net in (gen, dis))
+        if args.global_bn:  # the discriminator has no batch norm
+            gen = distributed.global_batch_norm(gen, comm)
     gen.to_device(device)
     dis.to_device(device)
     optimizers = []
@@ -79,27 +81,24 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
         shard, args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng)
     )
     process = {} if comm is None else {"rank": comm.rank, "size": comm.size}
-    updater = ConditionalGANUpdater(
-        iterator,
-        *optimizers,
-        device=device,
-        rng=rng,
-        max_shift=args.augment,
-        loss=args.loss,
-        dis_steps=args.dis_steps,
-        **process,
-    )
+    updater = ConditionalGANUpdater(iterator, *optimizers, device=device, rng=rng, loss=args.loss, **process)
     trainer = Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
-    if args.lr_decay_from is not None:
-        trainer.extend(LinearDecay(args.lr, args.lr_decay_from, last_iteration(args, len(shard))))
+    end = last_iteration(args, len(shard))
+    trainer.extend(LinearDecay(args.lr, decay_start(args, end), end))
     if comm is None or comm.rank == 0:
-        extend_writers(trainer, args, gen, run_info(args, dataset, comm))
+        extend_writers(trainer, args, gen, run_info(args, dataset, device, end, comm))
     return trainer
 
 
 def last_iteration(args: argparse.Namespace, shard_size: int) -> int:
     """The iteration at which --epoch epochs of `shard_size` images end."""
-    return math.ceil(args.epoch * shard_size / (args.batchsize * args.dis_steps))
+    return math.ceil(args.epoch * shard_size / args.batchsize)
+
+
+def decay_start(args: argparse.Namespace, end: int) -> int:
+    """The iteration from which the learning rates fall, as a share of the run so that it holds for
+    any data size and --epoch."""
+    return round(args.lr_decay_start * end)
 
 
 def extend_writers(trainer: Trainer, args: argparse.Namespace, gen: Generator, info: dict) -> None:
@@ -152,22 +151,26 @@ def export(trainer: Trainer, ema: float, folder: Path) -> None:
     atomic_write(folder / "preview.png", lambda tmp: grid.save(tmp, format="PNG"))
 
 
-def run_info(args: argparse.Namespace, dataset, comm=None) -> dict:
-    """What the exported metadata says about this run."""
+def run_info(args: argparse.Namespace, dataset, device: chainer.backend.Device, end: int, comm=None) -> dict:
+    """The whole recipe for generator.json, so that it says how to make these weights again; the
+    generator's widths and options are in its architecture."""
     info = {
         "data": str(args.data) if args.data else "chainer.datasets.get_mnist",
         "train_images": len(dataset),
+        "planned_epochs": args.epoch,
+        "last_iteration": end,
         "seed": args.seed,
         "batchsize": args.batchsize,
         "lr": args.lr,
         "beta1": args.beta1,
-        "lr_decay_from": args.lr_decay_from,
-        "discriminator": args.dis,
+        "lr_decay_start": args.lr_decay_start,
+        "lr_decay_start_iteration": decay_start(args, end),
+        "discriminator": "projection",
         "discriminator_ch": args.dis_ch,
         "loss": args.loss,
-        "dis_steps": args.dis_steps,
         "ema_decay": args.ema,
-        "augment_pixels": args.augment,
+        "ema_warmup": EMA_WARMUP,
+        "device": str(device),
     }
     if comm is not None:
         info["processes"] = comm.size

@@ -6,7 +6,6 @@ import numpy as np
 from chainer import training
 
 from model.net import N_CLASSES
-from training.augment import random_shifts, translate
 
 
 def discriminator_loss(y_real: chainer.Variable, y_fake: chainer.Variable) -> chainer.Variable:
@@ -37,16 +36,12 @@ LOSSES = {
 
 
 class ConditionalGANUpdater(training.updaters.StandardUpdater):
-    """Alternates `dis_steps` D steps, each on a batch of its own, and one G step.
+    """One D step, then one G step on the same batch.
 
-    A D step sees the fake images detached from G; G's step uses the last D step's fake images and
-    labels. Each optimizer's update() clears its own gradients first, so G's step uses only G's loss.
+    D's step sees the fake images detached from G; G's step uses the same fake images and labels.
+    Each optimizer's update() clears its own gradients first, so G's step uses only G's loss.
     Noise comes from `rng`, whose state is saved in snapshots so that a resumed
-    run draws exactly the noise an uninterrupted run would.
-
-    With `max_shift` > 0, D sees every image (real, and fake in both steps) moved by its own
-    random shift of up to that many pixels (training/augment.py), drawn from `rng` as well.
-    `loss` names the pair of losses in LOSSES.
+    run draws exactly the noise an uninterrupted run would. `loss` names the pair of losses in LOSSES.
 
     In data-parallel training, process `rank` of `size` gets the batches of its own data shard
     and the same seed as all the others.
@@ -61,16 +56,12 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         rng: np.random.RandomState,
         rank: int = 0,
         size: int = 1,
-        max_shift: int = 0,
         loss: str = "nonsaturating",
-        dis_steps: int = 1,
     ):
         super().__init__(iterator, {"gen": gen_optimizer, "dis": dis_optimizer}, device=device)
         self.rng = rng
-        self.dis_steps = dis_steps
         self.rank = rank
         self.size = size
-        self.max_shift = max_shift
         self.dis_loss, self.gen_loss = LOSSES[loss]
 
     def own_rows(self, global_batch: np.ndarray) -> np.ndarray:
@@ -87,27 +78,19 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         """Training noise, uniform in [-1, 1), on the CPU (so CPU and GPU runs draw the same)."""
         return self.own_rows(self.rng.uniform(-1, 1, (n * self.size, z_size)).astype(np.float32))
 
-    def seen_by_dis(self, images: chainer.Variable | np.ndarray) -> chainer.Variable | np.ndarray:
-        """The images as D sees them: shifted at random when augmenting, else unchanged."""
-        if not self.max_shift:
-            return images
-        shifts = self.own_rows(random_shifts(self.rng, len(images) * self.size, self.max_shift))
-        return translate(images, shifts)
-
     def update_core(self) -> None:
         gen_optimizer = self.get_optimizer("gen")
         dis_optimizer = self.get_optimizer("dis")
         gen, dis = gen_optimizer.target, dis_optimizer.target
-        for _ in range(self.dis_steps):
-            x_real, digits = self.converter(self.get_iterator("main").next(), self.device)
-            labels = self.device.xp.eye(N_CLASSES, dtype=np.float32)[digits]
-            z = self.device.send(self.sample_noise(len(digits), gen.z_size))
+        x_real, digits = self.converter(self.get_iterator("main").next(), self.device)
+        labels = self.device.xp.eye(N_CLASSES, dtype=np.float32)[digits]
+        z = self.device.send(self.sample_noise(len(digits), gen.z_size))
 
-            x_fake = gen(z, labels)
-            y_real = dis(self.seen_by_dis(x_real), labels)
-            y_fake = dis(self.seen_by_dis(x_fake.array), labels)
-            dis_optimizer.update(self._reported, dis, self.dis_loss, y_real, y_fake)
-        gen_optimizer.update(self._reported, gen, self.gen_loss, dis(self.seen_by_dis(x_fake), labels))
+        x_fake = gen(z, labels)
+        y_real = dis(x_real, labels)
+        y_fake = dis(x_fake.array, labels)
+        dis_optimizer.update(self._reported, dis, self.dis_loss, y_real, y_fake)
+        gen_optimizer.update(self._reported, gen, self.gen_loss, dis(x_fake, labels))
 
     @staticmethod
     def _reported(observer, lossfun, *logits):
