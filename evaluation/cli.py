@@ -130,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             clf,
             real_images,
             real_labels,
-            args.per_class,
-            args.sweep_steps,
-            args.sweep_seeds,
-            args.batchsize,
             training,
-            args.repeats,
+            per_class=args.per_class,
+            sweep_steps=args.sweep_steps,
+            sweep_seeds=args.sweep_seeds,
+            batchsize=args.batchsize,
+            repeats=args.repeats,
         )
     except ValueError as error:  # e.g. a real data set missing a digit
         return fail(PROG, f"{args.data}: {error}")

@@ -7,10 +7,10 @@ and penultimate-layer features, so every measure can be tested on arrays made up
 import numpy as np
 
 # The quality bar a generator must meet to ship (N=500 images per class).
-MIN_MEAN_ACCURACY = 0.98
-MIN_CLASS_ACCURACY = 0.95
-MAX_FRECHET_RATIO = 2.0
-MIN_DIVERSITY_RATIO = 0.8
+MIN_MEAN_ACCURACY = 0.99
+MIN_CLASS_ACCURACY = 0.98
+MAX_FRECHET_RATIO = 1.5  # over the training images' own distance to the real half
+MIN_DIVERSITY_RATIO = 0.9
 # A sweep counts as monotone when P(target) never falls by more than this from one step to the next:
 # the seed-averaged curve is a finite-sample estimate, and wiggles of a few thousandths near 0 or 1
 # say nothing about the generator.
@@ -166,14 +166,14 @@ def sweep_passes(p_target: np.ndarray, tolerance: float = MONOTONE_TOLERANCE) ->
 def quality_bar(
     accuracy: np.ndarray,
     frechet: float,
-    frechet_baseline: float,
+    frechet_reference: float,
     diversity_ratio: np.ndarray,
     sweeps_pass: list[bool],
 ) -> dict:
     """Each check of the quality bar with its value, threshold and verdict, and the overall verdict."""
     accuracy = np.asarray(accuracy, dtype=np.float64)
     diversity_ratio = np.asarray(diversity_ratio, dtype=np.float64)
-    ratio = frechet / frechet_baseline if frechet_baseline > 0 else float("inf")
+    ratio = frechet / frechet_reference if frechet_reference > 0 else float("inf")
     checks = {
         "mean_accuracy": {"value": float(np.mean(accuracy)), "min": MIN_MEAN_ACCURACY},
         "min_class_accuracy": {"value": float(np.min(accuracy)), "min": MIN_CLASS_ACCURACY},

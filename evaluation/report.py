@@ -70,12 +70,13 @@ def frechet_spread(
     clf: Classifier,
     first_set: np.ndarray,
     real_halves: tuple[np.ndarray, np.ndarray],
-    baseline: float,
+    references: tuple[float, float],
     repeats: int,
     batchsize: int,
 ) -> dict:
     """The Fréchet ratio of `repeats` disjoint seed sets, each against both real halves' features.
 
+    Each distance is divided by the training images' distance to the same half (`references`).
     Set 0 is `first_set` (the features of seeds 0..k-1 of every digit); set r draws seeds
     r·MAX_PER_CLASS .. r·MAX_PER_CLASS + k - 1, apart from every seed the rest of the evaluation uses.
     """
@@ -85,7 +86,13 @@ def frechet_spread(
     for r in range(1, repeats):
         seeds = r * MAX_PER_CLASS + np.tile(np.arange(k), N_CLASSES)
         sets.append(generated_outputs(gen, clf, one_hot(digits), seeds, batchsize)[1])
-    ratios = np.array([metrics.frechet_distance_of(f, real) / baseline for f in sets for real in real_halves])
+    ratios = np.array(
+        [
+            metrics.frechet_distance_of(f, real) / reference
+            for f in sets
+            for real, reference in zip(real_halves, references, strict=True)
+        ]
+    )
     return {
         "seed_sets": repeats,
         "ratios": ratios.round(3).tolist(),
@@ -94,8 +101,13 @@ def frechet_spread(
         "min": round(float(ratios.min()), 3),
         "max": round(float(ratios.max()), 3),
         "note": f"set r: seeds r*{MAX_PER_CLASS}..r*{MAX_PER_CLASS}+k-1 of every digit (set 0: seeds "
-        "0..k-1); ratios in order set 0 vs half A, set 0 vs half B, set 1 vs half A, ...",
+        "0..k-1); ratios in order set 0 vs half A, set 0 vs half B, set 1 vs half A, ...; each over "
+        "the training images' distance to that half",
     }
+
+
+def ratio(value: float, reference: float) -> float | None:
+    return round(value / reference, 3) if reference > 0 else None
 
 
 def evaluate_generator(
@@ -103,18 +115,20 @@ def evaluate_generator(
     clf: Classifier,
     real_images: np.ndarray,
     real_labels: np.ndarray,
+    training: tuple[np.ndarray, np.ndarray],
     per_class: int = 500,
     sweep_steps: int = 21,
     sweep_seeds: int = 32,
     batchsize: int = 500,
-    training: tuple[np.ndarray, np.ndarray] | None = None,
     repeats: int = 1,
 ) -> dict:
-    """Every number of the evaluation as a JSON-ready dict (see the README for what each means).
+    """Every number of the evaluation as a JSON-ready dict (docs/evaluation.md says what each means).
 
-    `training` (images, labels), when given, adds the Fréchet distance of the training images
-    themselves to the real half: what a generator that copied its training data would score.
-    `repeats` > 1 adds the spread of the Fréchet ratio over that many seed sets (frechet_spread).
+    The Fréchet reference is `training` (images, labels): k training images per class against the
+    same real half score what a generator that copied its training data would, so the bar's ratio
+    asks how much farther from real data the generator is than its own training data. Two halves of
+    the real set (real-vs-real) are reported beside it. `repeats` > 1 adds the spread of the ratio
+    over that many seed sets (frechet_spread).
     """
     digits = np.repeat(np.arange(N_CLASSES), per_class)
     seeds = np.tile(np.arange(per_class), N_CLASSES)
@@ -123,33 +137,27 @@ def evaluate_generator(
 
     accuracy = metrics.per_class_accuracy(gen_probs.argmax(axis=1), digits)
 
-    # Three class-balanced sets of k images per class: generated (seeds 0..k-1), real A, real B.
+    # Class-balanced sets of k images per class: generated (seeds 0..k-1), real A, real B, training.
     half_a, half_b, k = metrics.balanced_halves(real_labels, per_class)
+    fewest = int(np.bincount(training[1], minlength=N_CLASSES).min())
+    if fewest < 2 * k:  # k per digit from one of two halves, as the test set's
+        raise ValueError(f"the training set has {fewest} images of some digit, its half needs {k} of each")
+    train_a, _, _ = metrics.balanced_halves(training[1], k)
+    train_features = predict(clf, training[0][train_a], batchsize)[1]
+    train_labels = training[1][train_a]
     generated_k = np.flatnonzero(seeds < k)
-    frechet = metrics.frechet_distance_of(gen_features[generated_k], real_features[half_a])
-    baseline = metrics.frechet_distance_of(real_features[half_b], real_features[half_a])
-    by_class = metrics.class_frechet_distances(
-        gen_features[generated_k], digits[generated_k], real_features[half_a], real_labels[half_a]
-    )
-    by_class_baseline = metrics.class_frechet_distances(
-        real_features[half_b], real_labels[half_b], real_features[half_a], real_labels[half_a]
-    )
+    halves = [(real_features[h], real_labels[h]) for h in (half_a, half_b)]
+    frechet = metrics.frechet_distance_of(gen_features[generated_k], halves[0][0])
+    reference = metrics.frechet_distance_of(train_features, halves[0][0])
+    real_vs_real = metrics.frechet_distance_of(halves[1][0], halves[0][0])
+    by_class = metrics.class_frechet_distances(gen_features[generated_k], digits[generated_k], *halves[0])
+    by_class_reference = metrics.class_frechet_distances(train_features, train_labels, *halves[0])
 
     extra = {}
-    if training is not None:
-        train_a, _, train_k = metrics.balanced_halves(training[1], k)
-        train_features = predict(clf, training[0][train_a], batchsize)[1]
-        copy_frechet = metrics.frechet_distance_of(train_features, real_features[half_a])
-        extra = {
-            "training_images_vs_real": round(copy_frechet, 4),
-            "training_images_ratio": round(copy_frechet / baseline, 3) if baseline > 0 else None,
-            "training_images_per_class": train_k,
-        }
-
-    if repeats > 1 and baseline > 0:  # a ratio needs a baseline, as "ratio" above
-        real_halves = (real_features[half_a], real_features[half_b])
+    if repeats > 1 and reference > 0:  # a ratio needs a reference, as "ratio" below
+        references = (reference, metrics.frechet_distance_of(train_features, halves[1][0]))
         extra["spread"] = frechet_spread(
-            gen, clf, gen_features[generated_k], real_halves, baseline, repeats, batchsize
+            gen, clf, gen_features[generated_k], (halves[0][0], halves[1][0]), references, repeats, batchsize
         )
 
     gen_diversity = metrics.class_diversity(gen_features, digits)
@@ -157,7 +165,7 @@ def evaluate_generator(
     diversity_ratio = gen_diversity / real_diversity
 
     sweeps = [sweep(gen, clf, a, b, sweep_steps, sweep_seeds, batchsize) for a, b in SWEEP_PAIRS]
-    bar = metrics.quality_bar(accuracy, frechet, baseline, diversity_ratio, [s["pass"] for s in sweeps])
+    bar = metrics.quality_bar(accuracy, frechet, reference, diversity_ratio, [s["pass"] for s in sweeps])
     return {
         "per_class": per_class,
         "accuracy": {
@@ -168,16 +176,20 @@ def evaluate_generator(
         },
         "frechet": {
             "generated_vs_real": round(frechet, 4),
-            "real_vs_real": round(baseline, 4),
-            "ratio": round(frechet / baseline, 3) if baseline > 0 else None,
+            "training_vs_real": round(reference, 4),
+            "ratio": ratio(frechet, reference),
+            "real_vs_real": round(real_vs_real, 4),
+            "ratio_to_real_vs_real": ratio(frechet, real_vs_real),
+            "training_ratio_to_real_vs_real": ratio(reference, real_vs_real),
             "images_per_class": k,
             "set_size": k * N_CLASSES,
             "per_class": by_class.round(4).tolist(),
-            "per_class_real_vs_real": by_class_baseline.round(4).tolist(),
-            "per_class_ratio": (by_class / by_class_baseline).round(3).tolist(),
+            "per_class_training_vs_real": by_class_reference.round(4).tolist(),
+            "per_class_ratio": (by_class / by_class_reference).round(3).tolist(),
             "features": int(gen_features.shape[1]),
-            "note": "generated seeds 0..k-1 vs real half A; real half B vs real half A; "
-            "disjoint, class-balanced halves of the real images; per_class: the same within each digit",
+            "note": "generated seeds 0..k-1, k training images per class, and real half B, each vs real "
+            "half A (disjoint, class-balanced halves of the real images); ratio: generated over training; "
+            "per_class: the same within each digit",
             **extra,
         },
         "diversity": {
@@ -244,14 +256,13 @@ def table(report: dict) -> str:
         row("Fréchet ×", fd["per_class_ratio"], "{:.1f}"),
         f"accuracy: mean {100 * acc['mean']:.2f}%, min {100 * acc['min']:.2f}% "
         f"(classifier on real test images: {100 * acc['real_test_images']:.2f}%)",
-        f"Fréchet distance: {fd['generated_vs_real']:.3f}, real-vs-real {fd['real_vs_real']:.3f}, "
-        f"ratio {fd['ratio']} ({fd['set_size']} images per set)",
+        f"Fréchet distance to real half A ({fd['set_size']} images per set): generated "
+        f"{fd['generated_vs_real']:.3f}, training images {fd['training_vs_real']:.3f}, "
+        f"real half B {fd['real_vs_real']:.3f}",
+        f"Fréchet ratio, generated over training images: {fd['ratio']} "
+        f"(generated over real-vs-real {fd['ratio_to_real_vs_real']}, training over real-vs-real "
+        f"{fd['training_ratio_to_real_vs_real']})",
     ]
-    if "training_images_vs_real" in fd:
-        lines.append(
-            f"Fréchet distance of the training images themselves: {fd['training_images_vs_real']:.3f}, "
-            f"ratio {fd['training_images_ratio']} (what copying the training data would score)"
-        )
     if "spread" in fd:
         spread = fd["spread"]
         lines.append(

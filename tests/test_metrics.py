@@ -164,7 +164,7 @@ def good_numbers(**changes):
     numbers = {
         "accuracy": np.full(10, 0.99),
         "frechet": 1.5,
-        "frechet_baseline": 1.0,
+        "frechet_reference": 1.0,
         "diversity_ratio": np.full(10, 0.95),
         "sweeps_pass": [True, True, True],
     }
@@ -181,10 +181,10 @@ def test_quality_bar_passes_good_numbers():
 @pytest.mark.parametrize(
     "changes, failing",
     [
-        ({"accuracy": np.full(10, 0.97)}, "mean_accuracy"),
-        ({"accuracy": np.array([0.94] + [0.995] * 9)}, "min_class_accuracy"),
-        ({"frechet": 2.5}, "frechet_ratio"),
-        ({"diversity_ratio": np.array([0.79] + [1.0] * 9)}, "min_diversity_ratio"),
+        ({"accuracy": np.full(10, 0.989)}, "mean_accuracy"),
+        ({"accuracy": np.array([0.979] + [1.0] * 9)}, "min_class_accuracy"),
+        ({"frechet": 1.51}, "frechet_ratio"),
+        ({"diversity_ratio": np.array([0.89] + [1.0] * 9)}, "min_diversity_ratio"),
         ({"sweeps_pass": [True, False, True]}, "sweeps_passing"),
         ({"accuracy": np.array([np.nan] + [1.0] * 9)}, "min_class_accuracy"),
     ],
@@ -195,8 +195,8 @@ def test_quality_bar_fails_each_check(changes, failing):
     assert not bar["checks"][failing]["pass"]
 
 
-def test_quality_bar_with_a_zero_baseline_fails_the_frechet_check():
-    bar = metrics.quality_bar(**good_numbers(frechet_baseline=0.0))
+def test_quality_bar_with_a_zero_reference_fails_the_frechet_check():
+    bar = metrics.quality_bar(**good_numbers(frechet_reference=0.0))
     assert not bar["checks"]["frechet_ratio"]["pass"]
 
 

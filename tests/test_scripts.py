@@ -43,7 +43,8 @@ def test_evaluate_writes_a_report_a_plot_and_a_table(
     assert evaluate_cli.main(evaluate_args(generator_dir, classifier_dir, mnist_folder, report_path)) == 0
     report = json.loads(report_path.read_text())
     assert report["per_class"] == 4 and len(report["accuracy"]["per_class"]) == 10
-    assert report["frechet"]["training_images_per_class"] == 2  # 4 of each digit in the tiny set, halved
+    assert report["frechet"]["images_per_class"] == 2  # 4 of each digit in the tiny set, halved
+    assert report["frechet"]["training_vs_real"] > 0
     assert [(s["source"], s["target"]) for s in report["sweeps"]] == [(0, 1), (3, 8), (4, 9)]
     assert (tmp_path / "out" / "report_sweeps.png").is_file()
     assert "quality bar: FAIL" in capsys.readouterr().out  # random weights are far from the bar
