@@ -2,7 +2,7 @@
 
 python train.py --data ../shared/mnist --epoch 1 --limit 2000 --out result
 python train.py --device 0 --export weights/      # the shipped generator's recipe, on a GPU (CuPy)
-mpiexec -n 8 python train.py --communicator pure_nccl --global-bn   # data-parallel on 8 GPUs
+mpiexec -n 8 python train.py --communicator pure_nccl   # data-parallel on 8 GPUs
 """
 
 import sys

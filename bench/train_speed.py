@@ -4,9 +4,9 @@
     python -m bench.train_speed --device 0                      # GPU: CuPy end to end, batch 64 and 256
     python -m bench.train_speed --kernels chainer               # Chainer's own CPU convolutions
 
-It times the projection discriminator, train.py's only one, at each --batchsize (64, the shipped
-recipe's, and 256 by default). Uses random images (no data set needed); the work per iteration is
-the same as on MNIST.
+It times train.py's only networks (the generator with conditional batch norm, the projection
+discriminator) at each --batchsize (64, the shipped recipe's, and 256 by default). Uses random
+images (no data set needed); the work per iteration is the same as on MNIST.
 """
 
 import argparse

@@ -45,7 +45,7 @@ def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
 def architecture_arguments(metadata: dict, path: Path) -> dict:
     """Generator's arguments from the metadata's architecture, each checked before it sizes arrays.
 
-    Files written before label_bn existed lack it: they hold the plain batch norms.
+    An architecture without label_bn holds the plain batch norms, as label_bn false does.
     """
     arch = metadata.get("architecture")
     name = arch.get("name") if isinstance(arch, dict) else arch

@@ -38,7 +38,8 @@ class Generator(chainer.Chain):
     """(noise, label vector) -> 1x28x28 image in [0, 1].
 
     The label is joined to the noise at the input; with label_bn it also sets the gain and bias
-    of both batch norms (LabelBatchNormalization).
+    of both batch norms (LabelBatchNormalization), as training builds it. Without, the batch norms
+    are plain, so that weights files whose architecture says so still load.
     """
 
     def __init__(self, z_size: int = 100, ch: int = 128, n_classes: int = N_CLASSES, label_bn: bool = False):

@@ -1,11 +1,9 @@
 """train.py for tests/test_distributed.py: also writes each process's weights after every update.
 
-python tests/mpi_train.py [--in-order] [--crash-rank R] TRAIN_FLAGS...    (alone or under mpiexec)
+python tests/mpi_train.py [--crash-rank R] TRAIN_FLAGS...    (alone or under mpiexec)
 
-The weights land in OUT/weights/rank{R}_iter{I}.npz. --in-order keeps the data set's order (and
-draws no random numbers for shuffling), so that N processes see, step by step, the images and
-noise that one process sees with an N times larger batch. --crash-rank R raises an exception on
-rank R after its first update.
+The weights land in OUT/weights/rank{R}_iter{I}.npz. --crash-rank R raises an exception on rank R
+after its first update.
 """
 
 import sys
@@ -16,16 +14,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, from tests/
 from training import cli  # noqa: E402
-
-
-class InOrder(chainer.iterators.OrderSampler):
-    """Stands in for ShuffleOrderSampler(rng) and leaves the order (and rng) alone."""
-
-    def __init__(self, rng):
-        pass
-
-    def __call__(self, current_order, current_position):
-        return current_order
 
 
 def record_weights(folder: Path, rank: int, crash: bool):
@@ -48,9 +36,6 @@ def main(argv: list[str]) -> int:
         at = argv.index("--crash-rank")
         crash_rank = int(argv[at + 1])
         del argv[at : at + 2]
-    if "--in-order" in argv:
-        argv.remove("--in-order")
-        chainer.iterators.ShuffleOrderSampler = InOrder
     build_trainer = cli.build_trainer
 
     def build_and_record(args, dataset, device, comm=None):

@@ -15,12 +15,7 @@ from training.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--log-interval", "100"]
-# Biases that feed a batch normalization get a zero gradient in exact arithmetic; Adam turns their
-# rounding noise into steps of up to the learning rate. They change no output in training mode.
-BIASES_BEFORE_BN = {"gen/fc/b", "gen/dc1/b"}
-# 1/40 of one Adam step (lr 2e-4): the 2-process run with global batch normalization stays within
-# about 1e-7 of the single process; with each process's own batch statistics it is off by 4e-4.
-TOLERANCE = 5e-6
+BN_STATISTICS = ("avg_mean", "avg_var", "N")  # each process's own: they never feed a training step
 
 needs_mpi = pytest.mark.skipif(
     shutil.which("mpiexec") is None or importlib.util.find_spec("mpi4py") is None,
@@ -48,71 +43,18 @@ def mpi_train(n: int, *argv: str) -> subprocess.CompletedProcess:
     return result
 
 
-def one_process(*argv: str) -> None:
-    command = [sys.executable, "tests/mpi_train.py", *TINY, *argv]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-
-
 def weights(out: Path, rank: int, iteration: int) -> dict[str, np.ndarray]:
     with np.load(out / "weights" / f"rank{rank}_iter{iteration}.npz") as arrays:
         return dict(arrays)
 
 
-def assert_ranks_identical(out: Path, iterations: int) -> None:
-    for iteration in range(1, iterations + 1):
-        rank0, rank1 = weights(out, 0, iteration), weights(out, 1, iteration)
-        for key, array in rank0.items():
-            np.testing.assert_array_equal(rank1[key], array, err_msg=f"{key} after update {iteration}")
-
-
-def largest_gap(a: dict, b: dict) -> tuple[float, str]:
-    """The largest difference between the parameters (not BN running statistics) of two runs."""
-    keys = [k for k in b if k.rsplit("/", 1)[1] in ("W", "b", "gamma", "beta") and k not in BIASES_BEFORE_BN]
-    assert len(keys) == 15
-    return max((float(np.abs(a[k] - b[k]).max()), k) for k in keys)
+def is_bn_statistic(key: str) -> bool:
+    return key.rsplit("/", 1)[1] in BN_STATISTICS
 
 
 @pytest.fixture(scope="module")
 def eight_images(tmp_path_factory) -> Path:
     return write_mnist_folder(tmp_path_factory.mktemp("mnist8"), n=8)
-
-
-@pytest.fixture(scope="module")
-def single(eight_images, tmp_path_factory) -> Path:
-    """One process, batch 8 = the whole data set, in order: 3 updates."""
-    out = tmp_path_factory.mktemp("single")
-    one_process("--in-order", "--data", str(eight_images), "--epoch", "3", "-b", "8", "--out", str(out))
-    return out
-
-
-def two_in_order(eight_images, out: Path, *flags: str) -> Path:
-    """Two processes with batch 4 each, in order: each step sees the single run's 8 images and noise."""
-    mpi_train(
-        2, "--in-order", "--data", str(eight_images), "--epoch", "3", "-b", "4", "--out", str(out), *flags
-    )
-    return out
-
-
-@pytest.mark.slow
-@needs_mpi
-def test_two_processes_with_global_bn_match_one_process_with_the_global_batch(single, eight_images, tmp_path):
-    out = two_in_order(eight_images, tmp_path, "--global-bn")
-    assert_ranks_identical(out, 3)  # BN running statistics included
-    for iteration in (1, 2, 3):
-        gap, key = largest_gap(weights(out, 0, iteration), weights(single, 0, iteration))
-        assert gap < TOLERANCE, f"{key} differs by {gap} after update {iteration}"
-
-
-@pytest.mark.slow
-@needs_mpi
-def test_with_their_own_bn_statistics_two_processes_drift_from_one_process(single, eight_images, tmp_path):
-    """The control for the test above: the tolerance does tell the two apart."""
-    out = two_in_order(eight_images, tmp_path)
-    for iteration in (1, 2, 3):
-        rank0, rank1 = weights(out, 0, iteration), weights(out, 1, iteration)
-        assert largest_gap(rank0, rank1)[0] == 0  # the same weights, with different BN statistics
-        assert largest_gap(rank0, weights(single, 0, iteration))[0] > 20 * TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +71,21 @@ def shuffled_run(sixteen_images, out: Path, *flags: str) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def uninterrupted(sixteen_images, tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("uninterrupted")
-    return out, shuffled_run(sixteen_images, out, "--global-bn").stdout
+    return out, shuffled_run(sixteen_images, out).stdout
 
 
 @pytest.mark.slow
 @needs_mpi
 def test_shuffled_processes_keep_identical_weights_and_rank_0_alone_writes(uninterrupted):
     out, stdout = uninterrupted
-    assert_ranks_identical(out, 8)
+    for iteration in range(1, 9):
+        rank0, rank1 = weights(out, 0, iteration), weights(out, 1, iteration)
+        for key, array in rank0.items():
+            if not is_bn_statistic(key):
+                np.testing.assert_array_equal(rank1[key], array, err_msg=f"{key} after update {iteration}")
+    # Each process normalizes over its own images, so its batch norms' running statistics are its own.
+    rank0, rank1 = weights(out, 0, 8), weights(out, 1, 8)
+    assert any(not np.array_equal(rank1[key], rank0[key]) for key in rank0 if is_bn_statistic(key))
     names = {p.name for p in out.iterdir()}
     assert {"snapshot_iter_3", "snapshot_iter_6", "snapshot_iter_8", "generator.npz", "log"} <= names
     assert stdout.count("gen/loss") == 1, "more than one process printed the report"
@@ -148,12 +97,14 @@ def test_shuffled_processes_keep_identical_weights_and_rank_0_alone_writes(unint
 @needs_mpi
 def test_two_processes_resume_from_rank_0s_snapshot_exactly(sixteen_images, uninterrupted, tmp_path):
     out, _ = uninterrupted
-    shuffled_run(sixteen_images, tmp_path, "--global-bn", "--resume", str(out / "snapshot_iter_3"))
+    shuffled_run(sixteen_images, tmp_path, "--resume", str(out / "snapshot_iter_3"))
     assert not (tmp_path / "weights" / "rank0_iter3.npz").exists(), "the resumed run started over"
     for rank in (0, 1):
         resumed, straight = weights(tmp_path, rank, 8), weights(out, rank, 8)
         for key, array in straight.items():
-            np.testing.assert_array_equal(resumed[key], array, err_msg=f"rank {rank}: {key}")
+            # Rank 1 resumes rank 0's batch-norm statistics, which its training steps do not read.
+            if rank == 0 or not is_bn_statistic(key):
+                np.testing.assert_array_equal(resumed[key], array, err_msg=f"rank {rank}: {key}")
 
 
 @pytest.mark.slow
@@ -190,11 +141,6 @@ def test_a_data_error_on_rank_0_stops_every_process_with_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--global-bn"], "--global-bn needs --communicator"),
-        (
-            ["--communicator", "naive", "--global-bn", "--label-bn"],
-            "--global-bn does not work with --label-bn: ChainerMN cannot copy its batch norms",
-        ),
         (
             ["--communicator", "pure_nccl", "--device", "0"],
             "--device: --communicator pure_nccl gives each process the GPU of its rank on its node",

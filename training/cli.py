@@ -16,7 +16,6 @@ from training.flags import (
     unit_float,
 )
 from training.trainer import COMMUNICATORS, build_trainer, export, shared_error
-from training.updater import LOSSES
 
 PROG = "train.py"
 
@@ -47,7 +46,7 @@ def build_parser() -> OneLineParser:
         help="images per batch (per process under MPI; default 64)",
     )
     parser.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate (default 2e-4)")
-    parser.add_argument("--beta1", type=unit_float, default=0.5, help="Adam beta1 (default 0.5)")
+    parser.add_argument("--beta1", type=unit_float, default=0.0, help="Adam beta1 (default 0)")
     parser.add_argument(
         "--lr-decay-start",
         type=fraction,
@@ -106,35 +105,18 @@ def build_parser() -> OneLineParser:
         "--gen-ch", type=positive_int, default=128, help="generator channel width (default 128)"
     )
     parser.add_argument(
-        "--label-bn",
-        action="store_true",
-        help="the label also sets the gain and bias of the generator's batch norms (conditional batch norm)",
-    )
-    parser.add_argument(
         "--dis-ch",
         type=positive_int,
         default=64,
         help="channel width of the projection discriminator (default 64)",
     )
     parser.add_argument(
-        "--loss",
-        choices=tuple(LOSSES),
-        default="nonsaturating",
-        help="GAN loss: nonsaturating (softplus, the DCGAN paper's; default) or hinge (the projection "
-        "discriminator paper's); a snapshot resumes with either",
-    )
-    parser.add_argument(
         "--communicator",
         choices=COMMUNICATORS,
         default=None,
         help="train data-parallel under mpiexec with this ChainerMN communicator: naive (CPU) or "
-        "pure_nccl (one GPU per process, numbered by its rank on its node); needs requirements-mpi.txt",
-    )
-    parser.add_argument(
-        "--global-bn",
-        action="store_true",
-        help="with --communicator: the generator's batch normalization over the global batch of all "
-        "processes (ChainerMN's MultiNodeBatchNormalization) instead of each process's own",
+        "pure_nccl (one GPU per process, numbered by its rank on its node); the generator's batch norms "
+        "use each process's own batch; needs requirements-mpi.txt",
     )
     return parser
 
@@ -143,10 +125,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The flags, checked alone and together; a bad one exits with one line and status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.global_bn and args.communicator is None:
-        parser.error("--global-bn needs --communicator")
-    if args.global_bn and args.label_bn:  # create_mnbn_model gives the copy a gain and bias that bn lacks
-        parser.error("--global-bn does not work with --label-bn: ChainerMN cannot copy its batch norms")
     if args.export_only and (args.resume is None or args.export is None):
         parser.error("--export-only needs --resume and --export")
     if args.communicator == "pure_nccl" and args.device is not None:

@@ -2,6 +2,8 @@
 
 Every process builds the same networks from the same seed, trains on its own shard of rank 0's data
 set and averages the gradients of all processes before each step, so that all hold the same weights.
+The generator's batch norms normalize over each process's own batch: ChainerMN's global batch norm
+(create_mnbn_model) cannot copy the generator's conditional batch norms.
 """
 
 import os
@@ -36,11 +38,6 @@ def gpu_of(comm: chainermn.CommunicatorBase) -> str:
 def shard(dataset, comm: chainermn.CommunicatorBase) -> chainer.datasets.SubDataset:
     """This process's contiguous, equal-length share of rank 0's `dataset` (others pass None)."""
     return chainermn.scatter_dataset(dataset, comm)
-
-
-def global_batch_norm(net: chainer.Chain, comm: chainermn.CommunicatorBase) -> chainer.Chain:
-    """A copy of `net` whose batch normalization uses the statistics of the global batch."""
-    return chainermn.links.create_mnbn_model(net, comm)
 
 
 def averaging_gradients(optimizer: chainer.Optimizer, comm: chainermn.CommunicatorBase) -> chainer.Optimizer:

@@ -8,16 +8,6 @@ from chainer import training
 from model.net import N_CLASSES
 
 
-def discriminator_loss(y_real: chainer.Variable, y_fake: chainer.Variable) -> chainer.Variable:
-    """Non-saturating D loss: softplus(-y_real) + softplus(y_fake), batch means."""
-    return F.mean(F.softplus(-y_real)) + F.mean(F.softplus(y_fake))
-
-
-def generator_loss(y_fake: chainer.Variable) -> chainer.Variable:
-    """Non-saturating G loss: softplus(-y_fake), batch mean."""
-    return F.mean(F.softplus(-y_fake))
-
-
 def hinge_discriminator_loss(y_real: chainer.Variable, y_fake: chainer.Variable) -> chainer.Variable:
     """Hinge D loss (Lim & Ye 2017, as in Miyato & Koyama 2018): relu(1 - y_real) + relu(1 + y_fake)."""
     return F.mean(F.relu(1 - y_real)) + F.mean(F.relu(1 + y_fake))
@@ -28,20 +18,13 @@ def hinge_generator_loss(y_fake: chainer.Variable) -> chainer.Variable:
     return -F.mean(y_fake)
 
 
-LOSSES = {
-    "nonsaturating": (discriminator_loss, generator_loss),
-    "hinge": (hinge_discriminator_loss, hinge_generator_loss),
-}
-"""Name -> (D loss, G loss), as train.py --loss chooses."""
-
-
 class ConditionalGANUpdater(training.updaters.StandardUpdater):
-    """One D step, then one G step on the same batch.
+    """One D step, then one G step on the same batch, both with the hinge loss.
 
     D's step sees the fake images detached from G; G's step uses the same fake images and labels.
     Each optimizer's update() clears its own gradients first, so G's step uses only G's loss.
     Noise comes from `rng`, whose state is saved in snapshots so that a resumed
-    run draws exactly the noise an uninterrupted run would. `loss` names the pair of losses in LOSSES.
+    run draws exactly the noise an uninterrupted run would.
 
     In data-parallel training, process `rank` of `size` gets the batches of its own data shard
     and the same seed as all the others.
@@ -56,13 +39,11 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         rng: np.random.RandomState,
         rank: int = 0,
         size: int = 1,
-        loss: str = "nonsaturating",
     ):
         super().__init__(iterator, {"gen": gen_optimizer, "dis": dis_optimizer}, device=device)
         self.rng = rng
         self.rank = rank
         self.size = size
-        self.dis_loss, self.gen_loss = LOSSES[loss]
 
     def own_rows(self, global_batch: np.ndarray) -> np.ndarray:
         """This process's rows of something drawn for the whole global batch.
@@ -89,8 +70,8 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         x_fake = gen(z, labels)
         y_real = dis(x_real, labels)
         y_fake = dis(x_fake.array, labels)
-        dis_optimizer.update(self._reported, dis, self.dis_loss, y_real, y_fake)
-        gen_optimizer.update(self._reported, gen, self.gen_loss, dis(x_fake, labels))
+        dis_optimizer.update(self._reported, dis, hinge_discriminator_loss, y_real, y_fake)
+        gen_optimizer.update(self._reported, gen, hinge_generator_loss, dis(x_fake, labels))
 
     @staticmethod
     def _reported(observer, lossfun, *logits):
