@@ -138,22 +138,6 @@ def test_a_data_error_on_rank_0_stops_every_process_with_one_line(tmp_path):
     assert result.stderr.count("train.py: error:") == 1 and line in result.stderr.splitlines()
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (
-            ["--communicator", "pure_nccl", "--device", "0"],
-            "--device: --communicator pure_nccl gives each process the GPU of its rank on its node",
-        ),
-    ],
-)
-def test_distributed_flags_are_checked(argv, message, capsys):
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    assert stop.value.code == 2
-    assert capsys.readouterr().err == f"train.py: error: {message}\n"
-
-
 def test_a_communicator_without_mpi4py_is_one_line(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py now fails
     assert main(["--communicator", "naive"]) == 2
@@ -162,6 +146,7 @@ def test_a_communicator_without_mpi4py_is_one_line(monkeypatch, capsys):
     assert err.count("\n") == 1 and "pip install -r requirements-mpi.txt" in err
 
 
+@pytest.mark.slow
 def test_a_single_process_run_imports_neither_chainermn_nor_mpi4py(eight_images, tmp_path):
     argv = [*TINY, "--epoch", "1", "--data", str(eight_images), "--out", str(tmp_path)]
     script = (

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from webapp.errors import SECURITY_HEADERS
 
+pytestmark = pytest.mark.slow  # each property runs a hundred or more requests
+
 FUZZ = settings(
     max_examples=100,
     derandomize=True,

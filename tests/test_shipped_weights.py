@@ -31,6 +31,7 @@ def test_shipped_generator_carries_its_evaluation_report(shipped):
     }
 
 
+@pytest.mark.slow
 def test_shipped_generator_draws_the_requested_digits(shipped):
     """50 seeds per digit (seeds 1000.. so not the report's own), judged by the shipped classifier."""
     gen, metadata = shipped

@@ -289,6 +289,7 @@ def test_the_decay_starts_at_a_share_of_the_run_and_1_keeps_the_rate(tmp_path, s
     assert used["gen"] == used["dis"] == pytest.approx([2e-4 * share for share in shares])
 
 
+@pytest.mark.slow
 def test_another_decay_start_takes_over_a_run_resumed_from_a_snapshot(mnist_folder, uninterrupted, tmp_path):
     flags = ("--epoch", "2", "--snapshot-interval", "3", "--lr-decay-start", "0.375")  # from iteration 3
     assert run_train(mnist_folder, tmp_path / "straight", *flags) == 0
@@ -412,6 +413,10 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
         (["--loss", "wgan"], "unrecognized arguments: --loss wgan"),
         (["--label-bn"], "unrecognized arguments: --label-bn"),
         (["--global-bn"], "unrecognized arguments: --global-bn"),
+        (
+            ["--communicator", "pure_nccl", "--device", "0"],
+            "--device: --communicator pure_nccl gives each process the GPU of its rank on its node",
+        ),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--export-only", "--export", "weights"], "--export-only needs --resume and --export"),
     ],
