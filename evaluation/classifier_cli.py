@@ -32,14 +32,17 @@ def build_parser() -> OneLineParser:
         default="-1",
         help="Chainer device: -1 or @numpy for the CPU, 0 or @cupy:0 for GPU 0",
     )
-    parser.add_argument("--epoch", "-e", type=positive_int, default=30, help="epochs to train")
+    parser.add_argument(
+        "--epoch", "-e", type=positive_int, default=5, help="epochs to train (the shipped classifier's: 5)"
+    )
     parser.add_argument("--batchsize", "-b", type=positive_int, default=64, help="images per batch")
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate at the start")
     parser.add_argument(
         "--lr-decay",
         type=positive_float,
-        default=0.88,
-        help="factor applied to the learning rate after every epoch",
+        default=0.4644,
+        help="factor applied to the learning rate after every epoch (the shipped classifier's: 0.4644, "
+        "0.88 for every 10,000 of the 60,000 training images)",
     )
     parser.add_argument(
         "--shift",
