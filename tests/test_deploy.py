@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,8 +21,8 @@ from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 import pytest
+from helpers import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 BOOT_LIMIT_S = 60  # Heroku stops a web dyno that has not bound $PORT within 60 s
 DYNO_MB = 512  # Basic and Standard-1X dynos
 # Where pip downloads from (a mirror, a proxy's CA) is the machine's business and stays. Every other
@@ -115,12 +114,6 @@ def pip(venv_python: Path, args: list[str], app: Path, step: str) -> tuple[str, 
     if done.returncode != 0:
         pytest.fail(f"{step} failed (exit {done.returncode}):\n{output[-4000:]}")
     return output, time.monotonic() - started
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def group_rss_mb(pgid: int) -> tuple[float, int]:
