@@ -69,32 +69,50 @@ def conv_grad_w(self, x, gy):
 
 def deconv_forward(self, x, W, b):
     """Deconvolution2DFunction on the CPU: W (c, oc, kh, kw) spread over the output (n, oc, H, W)."""
-    n, _, h, w = x.shape
-    _, out_c, kh, kw = W.shape
-    sy, sx, ph, pw = self.sy, self.sx, self.ph, self.pw
-    hq, wq = h + (kh - 1) // sy + 1, w + (kw - 1) // sx
-    if not _handled(self) or hq * sy < ph + self.outh or wq * sx < pw + self.outw:
+    kh, kw = W.shape[2:]
+    hq, wq = x.shape[2] + (kh - 1) // self.sy + 1, x.shape[3] + (kw - 1) // self.sx
+    if not _handled(self) or hq * self.sy < self.ph + self.outh or wq * self.sx < self.pw + self.outw:
         return _ORIGINAL["deconv"](self, x, W, b)
-    x_rows = np.zeros((x.shape[1], n, h, wq), x.dtype)  # zero columns spread zeros
+    taps = tap_matrices(W)
+    return (deconvolve(x, taps, b, (self.sy, self.sx), (self.ph, self.pw), (self.outh, self.outw)),)
+
+
+def tap_matrices(W: np.ndarray) -> np.ndarray:
+    """A deconvolution's W (c, oc, kh, kw) as one contiguous (oc, c) matrix per kernel tap."""
+    return np.ascontiguousarray(W.transpose(2, 3, 1, 0))
+
+
+def deconvolve(x: np.ndarray, taps: np.ndarray, b, stride: tuple, pad: tuple, out_size: tuple) -> np.ndarray:
+    """The transposed convolution of x (n, c, h, w) by tap_matrices(W), plus bias b (oc,) or None.
+
+    One BLAS product gives every tap's contribution, one contiguous block per tap; the taps are
+    summed into the stride phases of the output. Needs an output that the phases cover
+    (deconv_forward checks, Chainer's code covers the rest).
+    """
+    n, c, h, w = x.shape
+    kh, kw, out_c, _ = taps.shape
+    (sy, sx), (ph, pw), (outh, outw) = stride, pad, out_size
+    hq, wq = h + (kh - 1) // sy + 1, w + (kw - 1) // sx
+    x_rows = np.zeros((c, n, h, wq), x.dtype)  # zero columns spread zeros
     x_rows[..., :w] = x.transpose(1, 0, 2, 3)
-    gcol = (W.reshape(len(W), -1).T @ x_rows.reshape(len(W), -1)).reshape(out_c, kh, kw, n, h * wq)
+    gcol = (taps.reshape(-1, c) @ x_rows.reshape(c, -1)).reshape(kh, kw, out_c, n, h * wq)
     phases = np.zeros((sy, sx, out_c, n, hq * wq), x.dtype)
     for j in range(kh):
         for i in range(kw):
             start = (j // sy) * wq + i // sx
-            phases[j % sy, i % sx, :, :, start : start + h * wq] += gcol[:, j, i]
+            phases[j % sy, i % sx, :, :, start : start + h * wq] += gcol[j, i]
     phases = phases.reshape(sy, sx, out_c, n, hq, wq)
-    y = np.empty((n, out_c, self.outh, self.outw), x.dtype)
+    y = np.empty((n, out_c, outh, outw), x.dtype)
     for a in range(sy):  # output rows r with (r + ph) % sy == a come from phase row (r + ph) // sy
         r0 = (a - ph) % sy
-        rows = slice((r0 + ph) // sy, (r0 + ph) // sy + len(range(r0, self.outh, sy)))
+        rows = slice((r0 + ph) // sy, (r0 + ph) // sy + len(range(r0, outh, sy)))
         for e in range(sx):
             c0 = (e - pw) % sx
-            cols = slice((c0 + pw) // sx, (c0 + pw) // sx + len(range(c0, self.outw, sx)))
+            cols = slice((c0 + pw) // sx, (c0 + pw) // sx + len(range(c0, outw, sx)))
             y[:, :, r0::sy, c0::sx] = phases[a, e, :, :, rows, cols].transpose(1, 0, 2, 3)
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
-    return (y,)
+    return y
 
 
 def _handled(function) -> bool:

@@ -7,6 +7,7 @@ the page): same seed, same noise, on every machine and every run.
 import chainer
 import numpy as np
 
+from model.inference import FoldedGenerator
 from model.net import N_CLASSES, Generator
 
 Z_SIZE = 100
@@ -42,8 +43,10 @@ def one_hot(digits, n_classes: int = N_CLASSES) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[np.asarray(digits)]
 
 
-def generate(gen: Generator, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Images (n, 1, 28, 28) in [0, 1] for noise and label rows, in inference mode."""
+def generate(gen: Generator | FoldedGenerator, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Images (n, 1, 28, 28) in [0, 1] for noise and label rows, in inference mode, on the CPU."""
+    if isinstance(gen, FoldedGenerator):
+        return gen(z, labels)
     with chainer.using_config("train", False), chainer.no_backprop_mode():
         out = gen(gen.xp.asarray(z, dtype=np.float32), gen.xp.asarray(labels, dtype=np.float32))
     return chainer.backends.cuda.to_cpu(out.array)
