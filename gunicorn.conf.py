@@ -12,11 +12,13 @@ host = os.environ.get("HOST", "0.0.0.0" if "PORT" in os.environ else "127.0.0.1"
 bind = [f"{host}:{port}"]
 
 # Each worker process holds its own copy of Chainer, NumPy and the generator (about 100 MB):
-# two fit a 512 MB dyno. Threads share a worker's generator; Chainer's config is per thread and
-# inference changes no state, so they are safe, and NumPy releases the GIL in the heavy parts.
+# two fit a 512 MB dyno. A request is CPU work from start to end, so one thread per worker: more
+# threads add no throughput on the same cores, only waits for the GIL (measured under wrk on 2
+# cores: p99 14 ms with one thread, 24 ms with four; docs/performance.md). gthread workers still
+# keep idle keep-alive connections open while they serve another.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 
 # One BLAS thread per request thread: workers x threads already use the cores.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

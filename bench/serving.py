@@ -1,14 +1,18 @@
-"""Serving throughput: the Procfile's web command on loopback, driven by wrk.
+"""Serving cost and throughput: the Procfile's web command on loopback, driven by wrk.
 
     apt-get install wrk                                  # Debian's wrk, once
     python -m bench.serving                              # 8 connections, 10 s per endpoint
     python -m bench.serving --connections 8 --duration 20
 
-Starts `gunicorn app:app` (gunicorn.conf.py: 2 workers unless WEB_CONCURRENCY says otherwise), then
-runs the same wrk load on POST /generate with a random label vector and seed per request (so
-the PNG cache never hits) and on GET /healthz (the trivial endpoint), and prints requests/s,
-p50/p95/p99 latency, errors and the ratio. wrk runs on the same machine and takes CPU from the
-server, as the report's machine block says.
+Runs the server in two shapes, one after the other: as configured (`gunicorn app:app`,
+gunicorn.conf.py: 2 workers unless WEB_CONCURRENCY says otherwise, on every core), and as a small
+dyno (WEB_CONCURRENCY=1, the server pinned to core 0 with `taskset -c 0`, wrk to the other
+cores). In each, the same wrk load goes to POST /generate with a random label vector and seed per
+request (so the PNG cache never hits) and to GET /healthz (the trivial endpoint). Reported per
+endpoint: the server's own CPU time per request (user + system of the gunicorn master and its
+workers, from /proc: throughput alone swings with the neighbours' load), requests/s, p50/p95/p99
+latency and errors; and the two ratios healthz/generate of CPU per request and generate/healthz of
+requests/s. As configured, wrk shares the cores with the server, as the machine block says.
 """
 
 import argparse
@@ -67,16 +71,67 @@ def wait_until_up(url: str, seconds: float = 60) -> None:
             time.sleep(0.2)
 
 
-def run_wrk(url: str, script: str, args: argparse.Namespace) -> dict:
-    """One wrk run; its summary as a dict with requests_per_s."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and of its children that are still running."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def run_wrk(url: str, script: str, args: argparse.Namespace, server: int, pin: list[str]) -> dict:
+    """One wrk run (the command prefixed by `pin`); its summary with requests_per_s and the server's CPU."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script + SUMMARY)
         lua.flush()
         command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "-s", lua.name]
-        output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+        before = cpu_seconds(server)
+        output = subprocess.run([*pin, *command, url], capture_output=True, text=True, check=True).stdout
+        spent = cpu_seconds(server) - before
     result = json.loads(next(line for line in output.splitlines() if line.startswith("JSON "))[5:])
     result["requests_per_s"] = round(result["requests"] / result["seconds"], 1)
+    result["server_cpu_ms_per_request"] = round(1000 * spent / max(result["requests"], 1), 3)
     return result
+
+
+def measure(shape: dict, args: argparse.Namespace) -> dict:
+    """Start the server in one shape, load both endpoints in turn, stop it; the two results and ratios."""
+    env = {
+        **os.environ,
+        "PORT": str(args.port),
+        "HOST": "127.0.0.1",
+        "CHAINER_WARN_VERSION_MISMATCH": "0",
+        **shape["env"],
+    }
+    base = f"http://127.0.0.1:{args.port}"
+    server = subprocess.Popen(
+        [*shape["server_pin"], *web_command()], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until_up(base + "/healthz")
+        warm_up = argparse.Namespace(**{**vars(args), "duration": 2})
+        run_wrk(base, RANDOM_GENERATE, warm_up, server.pid, shape["wrk_pin"])
+        generate = run_wrk(base, RANDOM_GENERATE, args, server.pid, shape["wrk_pin"])
+        trivial = run_wrk(base + "/healthz", "", args, server.pid, shape["wrk_pin"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "workers": int(env.get("WEB_CONCURRENCY", "2")),
+        "server_pinned_to": shape["server_pin"][2:] or "every core",
+        "generate_random": generate,
+        "healthz": trivial,
+        "healthz_to_generate_cpu": round(
+            trivial["server_cpu_ms_per_request"] / generate["server_cpu_ms_per_request"], 3
+        ),
+        "generate_to_healthz_throughput": round(generate["requests_per_s"] / trivial["requests_per_s"], 3),
+    }
 
 
 def main() -> None:
@@ -89,28 +144,22 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("bench.serving: wrk is missing: apt-get install wrk")
 
-    env = {**os.environ, "PORT": str(args.port), "HOST": "127.0.0.1", "CHAINER_WARN_VERSION_MISMATCH": "0"}
-    base = f"http://127.0.0.1:{args.port}"
-    server = subprocess.Popen(
-        web_command(), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_until_up(base + "/healthz")
-        run_wrk(base, RANDOM_GENERATE, argparse.Namespace(**{**vars(args), "duration": 2}))  # warm up
-        generate = run_wrk(base, RANDOM_GENERATE, args)
-        trivial = run_wrk(base + "/healthz", "", args)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    other_cores = f"1-{os.cpu_count() - 1}" if os.cpu_count() > 2 else "1"
+    shapes = {
+        "as_configured": {"env": {}, "server_pin": [], "wrk_pin": []},
+        "one_core": {
+            "env": {"WEB_CONCURRENCY": "1"},
+            "server_pin": ["taskset", "-c", "0"],
+            "wrk_pin": ["taskset", "-c", other_cores],
+        },
+    }
     result = {
         "benchmark": "serving",
         "command": " ".join(web_command()[-2:]),
-        "workers": int(os.environ.get("WEB_CONCURRENCY", "2")),
         "connections": args.connections,
+        "wrk_threads": args.threads,
         "duration_s": args.duration,
-        "generate_random": generate,
-        "healthz": trivial,
-        "generate_to_healthz": round(generate["requests_per_s"] / trivial["requests_per_s"], 3),
+        **{name: measure(shape, args) for name, shape in shapes.items()},
         "machine": machine_info(),
     }
     print(json.dumps(result, indent=2))

@@ -21,7 +21,7 @@ from helpers import ROOT, free_port, web_command
 
 REQUESTS = 10_000
 WARM_UP = 1_000
-CLIENTS = 8  # concurrent keep-alive connections, twice the worker's threads
+CLIENTS = 8  # concurrent keep-alive connections, more than the worker's threads
 TIME_LIMIT_S = 150
 MAX_RSS_GROWTH_MB = 20
 JSON = {"Content-Type": "application/json"}
