@@ -1,4 +1,4 @@
-"""CPU time of the largest request each endpoint accepts (the caps aim at about 100 ms each).
+"""CPU time of the largest request each endpoint accepts (the caps keep each under 100 ms).
 
     python -m bench.request_cost                 # the shipped weights/
     python -m bench.request_cost --repeats 10

@@ -1,7 +1,7 @@
 """What one request may ask for, and the largest request of each endpoint.
 
-The caps keep one request near 100 ms of CPU with the full-size generator (1.5-2 ms a picture, plus
-encoding the scaled pixels as PNG or GIF): bench/request_cost.py measures LARGEST_REQUESTS, and the
+The caps keep one request under 100 ms of CPU with the full-size generator (about 0.4 ms a picture,
+plus encoding the scaled pixels as PNG or GIF): bench/request_cost.py measures LARGEST_REQUESTS, and the
 tests check that each is answered and that one step past it is refused.
 """
 
