@@ -111,7 +111,11 @@ def measure(shape: dict, args: argparse.Namespace) -> dict:
     }
     base = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen(
-        [*shape["server_pin"], *web_command()], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*shape["server_pin"], *web_command()],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until_up(base + "/healthz")

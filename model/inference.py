@@ -13,7 +13,7 @@ import numpy as np
 from model.cpu_conv import deconvolve, tap_matrices
 from model.net import IMAGE_SIZE, Generator
 
-HALF, QUARTER = IMAGE_SIZE // 2, IMAGE_SIZE // 4  # the sides after the first and before the first deconvolution
+HALF, QUARTER = IMAGE_SIZE // 2, IMAGE_SIZE // 4  # picture sides after and before the first deconvolution
 
 
 def folded_normalization(bn: chainer.links.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +65,8 @@ class FoldedGenerator:
             h *= gain0 + 1
             h += bias0
         np.maximum(h, 0, out=h)
-        h = deconvolve(h.reshape(n, self.ch, QUARTER, QUARTER), self.dc1_taps, self.dc1_b, (2, 2), (1, 1), (HALF, HALF))
+        h = h.reshape(n, self.ch, QUARTER, QUARTER)
+        h = deconvolve(h, self.dc1_taps, self.dc1_b, (2, 2), (1, 1), (HALF, HALF))
         if self.label_affine is not None:
             h *= (gain1 + 1)[:, :, None, None]
             h += bias1[:, :, None, None]

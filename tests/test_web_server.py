@@ -2,14 +2,18 @@
 
 import io
 import os
+import random
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 
 import pytest
 from helpers import ROOT, free_port, web_command
 from PIL import Image
+
+from webapp import create_app
 
 
 def get(url: str) -> tuple[int, str, bytes]:
@@ -20,30 +24,36 @@ def get(url: str) -> tuple[int, str, bytes]:
         return error.code, error.headers.get_content_type(), error.read()
 
 
-@pytest.mark.slow
-def test_procfile_web_command_serves_pngs_with_gunicorn(generator_dir):
+@contextmanager
+def procfile_server(**settings: str):
+    """The Procfile's command on a free loopback port with these environment settings: (base URL, log)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",  # loopback only in tests; on a platform PORT alone means 0.0.0.0
-        "WEB_CONCURRENCY": "1",
-        "GENERATOR_DIR": str(generator_dir),
-    }
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **settings}  # loopback only in tests
     server = subprocess.Popen(
         web_command(), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
+    log = []
     try:
         deadline = time.monotonic() + 60
         while True:
             assert server.poll() is None, server.stdout.read().decode(errors="replace")
             try:
-                status, _, body = get(f"{base}/healthz")
+                get(f"{base}/healthz")
                 break
             except OSError:  # not listening yet
                 assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
                 time.sleep(0.2)
+        yield base, log
+    finally:
+        server.terminate()
+        log.append(server.communicate(timeout=30)[0].decode(errors="replace"))
+
+
+@pytest.mark.slow
+def test_procfile_web_command_serves_pngs_with_gunicorn(generator_dir):
+    with procfile_server(WEB_CONCURRENCY="1", GENERATOR_DIR=str(generator_dir)) as (base, log):
+        status, _, body = get(f"{base}/healthz")
         assert (status, body) == (200, b'{"status":"ok"}\n')
 
         status, kind, body = get(f"{base}/generate?labels=0,0,1,0,0,0,0,0,0,0&seed=42&scale=4")
@@ -52,8 +62,23 @@ def test_procfile_web_command_serves_pngs_with_gunicorn(generator_dir):
 
         status, kind, body = get(f"{base}/generate?labels=0,0,1&seed=42")
         assert (status, kind) == (400, "application/json") and b"labels" in body
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=30)[0].decode(errors="replace")
-    assert "Booting worker" in output and "gthread" in output
-    assert f"Listening at: http://127.0.0.1:{port}" in output
+    port = base.rsplit(":", 1)[1]
+    assert "Booting worker" in log[0] and "gthread" in log[0]
+    assert f"Listening at: http://127.0.0.1:{port}" in log[0]
+
+
+@pytest.mark.slow
+def test_shipped_pictures_are_byte_identical_across_workers_and_restarts():
+    """Every answer of two gunicorn workers equals this process's own picture of the same request."""
+    rng = random.Random(0)
+    queries = [
+        "labels=" + ",".join(f"{rng.random():.3f}" for _ in range(10)) + f"&seed={rng.randrange(2**32)}"
+        for _ in range(20)
+    ]
+    here = create_app({"TESTING": True}).test_client()
+    expected = {query: here.get(f"/generate?{query}").data for query in queries}
+    with procfile_server(WEB_CONCURRENCY="2") as (base, _):
+        for query in queries * 3:  # a new connection each time, so both workers answer
+            status, kind, body = get(f"{base}/generate?{query}")
+            assert (status, kind) == (200, "image/png")
+            assert body == expected[query], query
