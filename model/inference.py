@@ -37,9 +37,9 @@ class FoldedGenerator:
     def __init__(self, gen: Generator):
         self.z_size, self.ch, self.n_classes = gen.z_size, gen.ch, gen.n_classes
         cpu = chainer.backends.cuda.to_cpu
-        plain = (lambda bn: bn) if not gen.label_bn else (lambda bn: bn.bn)
-        scale0, shift0 = folded_normalization(plain(gen.bn0))
-        scale1, shift1 = folded_normalization(plain(gen.bn1))
+        norm0, norm1 = (gen.bn0.bn, gen.bn1.bn) if gen.label_bn else (gen.bn0, gen.bn1)
+        scale0, shift0 = folded_normalization(norm0)
+        scale1, shift1 = folded_normalization(norm1)
         fc_w, fc_b = cpu(gen.fc.W.array).astype(np.float64), cpu(gen.fc.b.array).astype(np.float64)
         self.fc_w = np.ascontiguousarray((fc_w * scale0[:, None]).T, np.float32)  # (z + labels, ch*49)
         self.fc_b = (fc_b * scale0 + shift0).astype(np.float32)
