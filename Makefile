@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CHAINER_WARN_VERSION_MISMATCH := 0
 
-.PHONY: run test lint chromium mpi openmpi
+.PHONY: run test lint chromium mpi openmpi nu java
 
 $(VENV)/.web: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,27 @@ openmpi:
 		echo "warning: mpiexec is missing; run 'sudo make openmpi', or the multi-process tests are skipped"; \
 	fi
 
-test: $(VENV)/.dev chromium mpi
+# The Nu HTML checker for the page's validity test: Debian's Java (installed when root) and the
+# checker's jar from the npm registry (the vnu-jar package carries it; its download script is not run).
+VNU_JAR := .nu/node_modules/vnu-jar/build/dist/vnu.jar
+nu: java
+	@if [ -f $(VNU_JAR) ]; then :; \
+	elif command -v npm >/dev/null; then \
+		npm install -q --no-save --no-package-lock --ignore-scripts --prefix .nu vnu-jar@26.9.27; \
+	else \
+		echo "warning: npm is missing, so is the Nu HTML checker; the HTML validity test is skipped"; \
+	fi
+
+java:
+	@if command -v java >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			default-jre-headless; \
+	else \
+		echo "warning: java is missing; run 'sudo make java', or the HTML validity test is skipped"; \
+	fi
+
+test: $(VENV)/.dev chromium mpi nu
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -10,8 +10,7 @@
 //     with its AbortController. Either way the last picture shown matches the controls.
 
 const form = document.getElementById("controls");
-const version = form.dataset.version;
-const downloadScale = form.dataset.downloadScale;
+const { version, downloadScale, generateUrl, gridUrl, interpolateUrl } = form.dataset;
 const maxSeed = Number(form.dataset.maxSeed);
 const sliders = [...form.querySelectorAll('input[name="labels"]')];
 const seedBox = document.getElementById("seed");
@@ -20,13 +19,12 @@ const blendSlider = document.getElementById("blend");
 const download = document.getElementById("download");
 const status = document.getElementById("status");
 const showSeeds = document.getElementById("show-seeds");
-const seedsGrid = document.getElementById("seeds-grid");
 const framesBox = document.getElementById("frames");
 const playButton = document.getElementById("play");
-const morphImage = document.getElementById("morph");
 const morphDownload = document.getElementById("morph-download");
-const endThumb = document.getElementById("end-thumb");
 const endText = document.getElementById("end-text");
+const readsAs = document.getElementById("reads-as");
+const bars = [...document.querySelectorAll("#bars meter")];
 
 /** The controls as the server reads them: raw text, so that the server names what is wrong. */
 function readState() {
@@ -38,8 +36,9 @@ function readState() {
   };
 }
 
-/** Query parameters of one picture (the style seed only matters when the blend is above 0). */
-function pictureParams(state) {
+/** The state's query string, for the address bar and for pictures alike (webapp/state.py's
+ * State.query writes the same): the style seed only when the blend is above 0. */
+function stateQuery(state) {
   const params = new URLSearchParams({ labels: state.labels.join(","), seed: state.seed });
   if (Number(state.blend) > 0) {
     params.set("seed_b", state.seed_b);
@@ -64,10 +63,10 @@ function stateJson(state) {
 }
 
 function pictureUrl(state, scale = 1) {
-  const params = pictureParams(state);
+  const params = stateQuery(state);
   if (scale !== 1) params.set("scale", scale);
   params.set("v", version);
-  return `/generate?${params}`;
+  return `${generateUrl}?${params}`;
 }
 
 async function errorText(response) {
@@ -85,15 +84,40 @@ function serverMs(response) {
   return match ? Number(match[1]) : null;
 }
 
-/** One picture fed by fetch: one request in flight, replies shown in order, errors shown. */
+/** An <img> made on first use and put into `slot` (an <img> needs a src to be valid HTML). */
+function imageIn(slot, attributes) {
+  let img = null;
+  return (src) => {
+    if (!img) {
+      img = Object.assign(document.createElement("img"), attributes);
+      slot.append(img);
+    }
+    img.src = src;
+    return img;
+  };
+}
+
+/** A blob answer as an object URL, the one kept until the next replaces it. */
+function blobReader() {
+  let objectUrl = null;
+  return async (response) => {
+    const previous = objectUrl;
+    objectUrl = URL.createObjectURL(await response.blob());
+    if (previous) URL.revokeObjectURL(previous);
+    return { src: objectUrl };
+  };
+}
+
+/** One picture fed by fetch: one request in flight, replies shown in order, errors shown.
+ * `read` turns a reply into {src, ...}; `show` puts the src on screen; `onShown` gets the rest. */
 class LiveImage {
-  constructor(img, errorBox, onShown = () => {}) {
-    this.img = img;
+  constructor({ show, errorBox, read = blobReader(), onShown = () => {} }) {
+    this.show = show;
     this.errorBox = errorBox;
+    this.read = read;
     this.onShown = onShown;
     this.controller = null;
     this.wanted = null;
-    this.objectUrl = null;
   }
 
   /** Ask for `request` ({key, url, init}); `jump` aborts the request in flight. */
@@ -112,15 +136,13 @@ class LiveImage {
     try {
       const response = await fetch(request.url, { ...request.init, signal: controller.signal });
       if (!response.ok) throw new Error(await errorText(response));
-      const blob = await response.blob();
-      const previous = this.objectUrl;
-      this.objectUrl = URL.createObjectURL(blob);
-      this.img.src = this.objectUrl;
-      this.img.hidden = false;
-      if (previous) URL.revokeObjectURL(previous);
+      const answer = await this.read(response);
+      if (controller.signal.aborted) return;
+      const img = this.show(answer.src);
+      img.hidden = false;
       this.errorBox.hidden = true;
       this.errorBox.textContent = "";
-      this.onShown(request, response, this.objectUrl);
+      this.onShown(request, response, answer);
     } catch (error) {
       if (error.name === "AbortError") return;
       this.errorBox.textContent = `The server could not draw this: ${error.message}`;
@@ -134,22 +156,64 @@ class LiveImage {
   }
 }
 
-const digit = new LiveImage(
-  document.getElementById("digit"),
-  document.getElementById("error"),
-  (request, response) => {
+/** The classifier's probabilities into the bars, and the digit it reads. */
+function showReading(answer) {
+  if (!answer.classifier) return; // no classifier loaded: the page says so already
+  answer.classifier.forEach((probability, digit) => {
+    bars[digit].value = probability;
+    bars[digit].textContent = `${Math.round(100 * probability)}%`;
+  });
+  const best = answer.reads_as;
+  readsAs.textContent = `Reads as ${best} (${Math.round(100 * answer.classifier[best])}%).`;
+}
+
+const digitImage = document.getElementById("digit");
+const digit = new LiveImage({
+  show: (src) => {
+    digitImage.src = src;
+    return digitImage;
+  },
+  errorBox: document.getElementById("error"),
+  read: async (response) => {
+    const answer = await response.json();
+    return { ...answer, src: answer.image };
+  },
+  onShown: (request, response, answer) => {
     const ms = serverMs(response);
     const { seed, seed_b, blend } = request.state;
     const style = Number(blend) > 0 ? `, ${Number(blend).toFixed(3)} of the way to seed ${seed_b}` : "";
     status.textContent = `Seed ${seed}${style}` + (ms === null ? "" : ` · drawn in ${ms.toFixed(1)} ms`);
-    document.getElementById("digit").dataset.key = request.key;
+    showReading(answer);
+    digitImage.dataset.key = request.key;
   },
-);
+});
 
-const grid = new LiveImage(seedsGrid, document.getElementById("seeds-error"));
-const morph = new LiveImage(morphImage, document.getElementById("morph-error"), (request, response, url) => {
-  morphDownload.href = url;
-  morphDownload.hidden = false;
+const seedsGrid = imageIn(document.getElementById("seeds-slot"), {
+  id: "seeds-grid",
+  width: 448,
+  height: 112,
+  alt: "The current labels drawn with four seeds",
+});
+const grid = new LiveImage({ show: seedsGrid, errorBox: document.getElementById("seeds-error") });
+const morph = new LiveImage({
+  show: imageIn(document.getElementById("morph-slot"), {
+    id: "morph",
+    width: 224,
+    height: 224,
+    alt: "Animation from the current state to the saved one",
+  }),
+  errorBox: document.getElementById("morph-error"),
+  onShown: (request, response, answer) => {
+    morphDownload.href = answer.src;
+    morphDownload.download = "morph.gif";
+    morphDownload.hidden = false;
+  },
+});
+const endThumb = imageIn(document.getElementById("end-slot"), {
+  id: "end-thumb",
+  width: 56,
+  height: 56,
+  alt: "The saved end state",
 });
 
 function gridRequest(state) {
@@ -158,7 +222,7 @@ function gridRequest(state) {
   const body = JSON.stringify({ labels: [state.labels.map(Number)], seeds });
   return {
     key: body,
-    url: "/grid",
+    url: gridUrl,
     init: { method: "POST", body, headers: { "Content-Type": "application/json", Accept: "image/png" } },
   };
 }
@@ -189,16 +253,7 @@ let urlTimer = null;
  * refuse) history updates made on every animation frame. */
 function writeUrlSoon() {
   clearTimeout(urlTimer);
-  urlTimer = setTimeout(() => {
-    const state = readState();
-    const page = new URLSearchParams({
-      labels: state.labels.join(","),
-      seed: state.seed,
-      seed_b: state.seed_b,
-      blend: state.blend,
-    });
-    history.replaceState(null, "", `?${page}`);
-  }, 150);
+  urlTimer = setTimeout(() => history.replaceState(null, "", `?${stateQuery(readState())}`), 150);
 }
 
 function render(jump) {
@@ -206,7 +261,8 @@ function render(jump) {
   for (const slider of [...sliders, blendSlider]) showValue(slider);
   writeUrlSoon();
   const url = pictureUrl(state);
-  digit.update({ key: url, url, state }, { jump });
+  const init = { headers: { Accept: "application/json" } }; // the picture with what the classifier reads
+  digit.update({ key: url, url, init, state }, { jump });
   download.href = pictureUrl(state, Number(downloadScale));
   download.download = `digit-${state.seed}.png`;
   if (showSeeds.checked) grid.update(gridRequest(state), { jump });
@@ -216,9 +272,28 @@ function randomSeed() {
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
-// Dragging: coalesce. Everything else is a jump.
+// Keys move a slider in steps a person can count (dragging keeps the 0.001 step).
+const KEY_STEPS = { ArrowRight: 0.01, ArrowUp: 0.01, ArrowLeft: -0.01, ArrowDown: -0.01, PageUp: 0.1, PageDown: -0.1 };
+
+function keyedValue(event, value) {
+  if (event.key === "Home") return 0;
+  if (event.key === "End") return 1;
+  if (!(event.key in KEY_STEPS)) return null;
+  const step = KEY_STEPS[event.key] * (event.shiftKey && event.key.startsWith("Arrow") ? 10 : 1);
+  return Math.min(1, Math.max(0, Math.round((value + step) * 1000) / 1000));
+}
+
+// Dragging and keys: coalesce. Everything else is a jump.
 for (const slider of [...sliders, blendSlider]) {
   slider.addEventListener("input", () => {
+    showValue(slider);
+    schedule();
+  });
+  slider.addEventListener("keydown", (event) => {
+    const value = keyedValue(event, Number(slider.value));
+    if (value === null || event.altKey || event.ctrlKey || event.metaKey) return;
+    event.preventDefault();
+    slider.value = value;
     showValue(slider);
     schedule();
   });
@@ -255,15 +330,15 @@ showSeeds.addEventListener("change", () => {
   if (showSeeds.checked) {
     grid.update(gridRequest(readState()), { jump: true });
   } else {
-    seedsGrid.hidden = true;
+    const shown = document.getElementById("seeds-grid");
+    if (shown) shown.hidden = true;
   }
 });
 
 let endState = null;
 document.getElementById("set-end").addEventListener("click", () => {
   endState = readState();
-  endThumb.src = pictureUrl(endState, 2);
-  endThumb.hidden = false;
+  endThumb(pictureUrl(endState, 2));
   endText.textContent = `End: seed ${endState.seed}.`;
   playButton.disabled = false;
 });
@@ -278,7 +353,7 @@ playButton.addEventListener("click", () => {
   morph.update(
     {
       key: body,
-      url: "/interpolate",
+      url: interpolateUrl,
       init: { method: "POST", body, headers: { "Content-Type": "application/json", Accept: "image/gif" } },
     },
     { jump: true },

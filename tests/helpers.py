@@ -1,14 +1,19 @@
 """What several test modules share: small MNIST files, a lively random generator, the Procfile's command."""
 
 import gzip
+import json
 import shlex
+import shutil
 import socket
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from evaluation.classifier import Classifier, save_classifier
 from model.export import save_generator
 from model.net import Generator
 from training.data import IMAGES_MAGIC, LABELS_MAGIC, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
@@ -51,6 +56,42 @@ def lively_generator(seed: int = 0) -> Generator:
 def save(gen: Generator, folder: Path, note: str) -> Path:
     save_generator(gen, folder, {"epochs": 0, "note": note})
     return folder
+
+
+def save_small_classifier(folder: Path, seed: int = 0) -> Path:
+    """A small random MNIST classifier (classifier.npz and .json) in `folder`, beside a generator."""
+    clf = Classifier(ch=4, n_features=8)
+    rng = np.random.RandomState(seed)
+    for _, param in sorted(clf.namedparams()):
+        param.array[...] = rng.normal(0, 0.5, param.shape)
+    save_classifier(clf, folder, {"note": "random weights for the tests"})
+    return folder
+
+
+# The Nu HTML checker: Debian's Java and the vnu-jar package from the npm registry (`make nu`).
+NU_JAR = ROOT / ".nu" / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
+
+
+def nu_errors(pages: dict[str, str], folder: Path) -> list[str]:
+    """The Nu HTML checker's errors for each named HTML text, as 'name:line: message'; skips without it."""
+    if shutil.which("java") is None or not NU_JAR.exists():
+        pytest.skip(f"the Nu HTML checker needs java and {NU_JAR.relative_to(ROOT)}: run `make nu`")
+    paths = []
+    for name, html in pages.items():
+        paths.append(folder / f"{name}.html")
+        paths[-1].write_text(html)
+    done = subprocess.run(
+        ["java", "-jar", str(NU_JAR), "--format", "json", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    messages = json.loads(done.stderr)["messages"]
+    return [
+        f"{Path(m['url']).stem}:{m.get('lastLine')}: {m['message']}"
+        for m in messages
+        if m["type"] == "error" or m.get("subType") == "fatal"
+    ]
 
 
 def free_port() -> int:

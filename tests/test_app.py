@@ -524,8 +524,8 @@ def test_page_renders_ten_labelled_sliders_in_digit_order(client):
     )
     assert sliders == [str(d) for d in range(10)]
     for d in range(10):
-        assert f'<label for="label-{d}">{d}</label>' in html
-        assert f'<output id="label-{d}-value" for="label-{d}">' in html
+        assert f'<label for="label-{d}"><span class="visually-hidden">digit </span>{d}</label>' in html
+        assert f'<output id="label-{d}-value" for="label-{d}" aria-hidden="true">' in html
     assert 'id="seed"' in html and 'id="random-seed"' in html and 'id="blend"' in html
 
 
@@ -570,7 +570,7 @@ def test_page_image_and_download_urls_serve_pngs(client):
 
 def test_page_has_every_preset(client):
     html = client.get("/").get_data(as_text=True)
-    names = re.findall(r'class="preset" [^>]*>([^<]+)</a>', html)
+    names = re.findall(r'class="preset" [^>]*><span class="visually-hidden">Preset </span>([^<]+)</a>', html)
     assert names == [str(d) for d in range(10)] + [
         "all 0",
         "all 1",

@@ -1,11 +1,15 @@
 """The slider page in a real browser: Debian's Chromium driven by Playwright (`make chromium`)."""
 
+import re
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
+from helpers import lively_generator, nu_errors, save, save_small_classifier
 from werkzeug.serving import make_server
+
+from webapp import create_app
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
@@ -32,6 +36,13 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """A random generator and a small random classifier: the page with every part working."""
+    folder = save(lively_generator(), tmp_path_factory.mktemp("weights"), "random weights for the tests")
+    return create_app({"GENERATOR_DIR": str(save_small_classifier(folder)), "TESTING": True})
+
+
+@pytest.fixture(scope="module")
 def server_url(app):
     """The test app on a free loopback port, served by a thread for the module's tests."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -50,17 +61,22 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
+def new_page(browser, **context_options):
     """A fresh page that records console errors and uncaught exceptions."""
-    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    context = browser.new_context(**context_options)
     page = context.new_page()
     page.set_default_timeout(10_000)
     page.problems = []
     page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
     page.on("pageerror", lambda error: page.problems.append(str(error)))
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    page = new_page(browser, viewport={"width": 1000, "height": 900})
     yield page
-    context.close()
+    page.context.close()
 
 
 def digit_is_drawn(page) -> None:
@@ -126,14 +142,14 @@ def test_keyboard_presets_seed_and_errors(page, server_url):
     assert page.locator("#label-8").input_value() == "1"
     assert page.locator("#digit").screenshot() != first
 
-    page.get_by_role("link", name="0 and 1 at 0.5", exact=True).click()
+    page.get_by_role("link", name="Preset 0 and 1 at 0.5", exact=True).click()
     picture_matches_controls(page)
     assert [page.locator(f"#label-{d}").input_value() for d in range(3)] == ["0.5", "0.5", "0"]
 
     page.locator("#show-seeds").check()
     page.wait_for_function(
-        "() => { const img = document.getElementById('seeds-grid');"
-        " return !img.hidden && img.complete && img.naturalWidth === 112 && img.naturalHeight === 28; }"
+        "() => { const img = document.getElementById('seeds-grid'); return img && !img.hidden"
+        " && img.complete && img.naturalWidth === 112 && img.naturalHeight === 28; }"
     )
     assert page.problems == []
 
@@ -154,8 +170,134 @@ def test_morph_gif_plays_and_downloads(page, server_url):
     page.locator("#play").click()
     page.wait_for_function(
         "() => { const img = document.getElementById('morph');"
-        " return !img.hidden && img.complete && img.naturalWidth === 112; }"
+        " return img && !img.hidden && img.complete && img.naturalWidth === 112; }"
     )
     link = page.locator("#morph-download")
     assert link.is_visible() and link.get_attribute("href").startswith("blob:")
     assert page.problems == []
+
+
+def test_keys_move_sliders_in_steps_of_a_hundredth_and_a_tenth(page, server_url):
+    page.goto(f"{server_url}/?labels=0,0,0,0,0,0,0,0,0,0&seed=42")
+    digit_is_drawn(page)
+    slider = page.locator("#label-3")
+    slider.focus()
+    steps = [
+        ("ArrowRight", "0.01"),
+        ("Shift+ArrowRight", "0.11"),
+        ("ArrowUp", "0.12"),
+        ("ArrowLeft", "0.11"),
+        ("Shift+ArrowLeft", "0.01"),
+        ("ArrowDown", "0"),
+        ("ArrowDown", "0"),  # stays at the end of the range
+        ("PageUp", "0.1"),
+        ("End", "1"),
+        ("Shift+ArrowRight", "1"),
+        ("Home", "0"),
+    ]
+    for key, value in steps:
+        page.keyboard.press(key)
+        assert slider.input_value() == value, key
+    page.keyboard.press("Shift+ArrowRight")
+    picture_matches_controls(page)
+    assert page.locator("#label-3-value").text_content() == "0.100"
+    blend = page.locator("#blend")
+    blend.focus()
+    page.keyboard.press("ArrowRight")
+    assert blend.input_value() == "0.01" and page.locator("#blend-value").text_content() == "0.010"
+    assert page.get_by_text("Shift+arrows by 0.1").is_visible()
+    assert page.problems == []
+
+
+def test_every_control_has_a_name_of_its_own(page, server_url):
+    page.goto(server_url)
+    digit_is_drawn(page)
+    snapshot = page.locator("body").aria_snapshot()
+    for d in range(10):
+        assert f'slider "digit {d}"' in snapshot
+        assert page.get_by_role("slider", name=f"digit {d}", exact=True).count() == 1
+        assert page.get_by_role("link", name=f"Preset {d}", exact=True).count() == 1
+        assert page.get_by_role("meter", name=f"probability of {d}", exact=True).count() == 1
+    assert page.get_by_role("button", name="Random seed", exact=True).count() == 1
+    assert page.get_by_role("button", name="Random style seed", exact=True).count() == 1
+    names = re.findall(r'- (?:slider|link|button|meter|checkbox|spinbutton) "([^"]*)"', snapshot)
+    assert len(names) == len(set(names)) >= 10 + 15 + 3 + 10, names
+    # The values beside the sliders are not read out (the slider says its value), nor live regions.
+    assert page.locator("output[aria-live], output:not([aria-hidden=true])").count() == 0
+
+
+READING_MATCHES_PICTURE = """async () => {
+  const img = document.getElementById('digit');
+  const shown = [...document.querySelectorAll('#bars meter')].map((m) => m.value);
+  const key = img.dataset.key;
+  if (!key) return null;
+  const answer = await (await fetch(key, { headers: { Accept: 'application/json' } })).json();
+  return { shown, read: answer.classifier, readsAs: document.getElementById('reads-as').textContent,
+           best: answer.reads_as };
+}"""
+
+
+def test_the_bars_follow_the_picture_while_dragging(page, server_url):
+    page.goto(f"{server_url}/?labels=0,0,0,0,0,0,0,0,0,0&seed=3")
+    digit_is_drawn(page)
+    slider = page.locator("#label-6")
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 2, y)
+    page.mouse.down()
+    seen = []
+    for step in range(1, 9):
+        page.mouse.move(box["x"] + 2 + step * (box["width"] - 4) / 8, y, steps=3)
+        reading = page.evaluate(READING_MATCHES_PICTURE)
+        if reading is not None:
+            seen.append(reading)
+    page.mouse.up()
+    picture_matches_controls(page)
+    seen.append(page.evaluate(READING_MATCHES_PICTURE))
+    for reading in seen:  # at every moment, the bars are those of the picture on screen
+        assert reading["shown"] == pytest.approx(reading["read"], abs=1e-6)
+        assert reading["readsAs"].startswith(f"Reads as {reading['best']} (")
+    assert len({tuple(r["shown"]) for r in seen}) > 1  # and they moved with it
+    assert page.problems == []
+
+
+def test_on_a_phone_the_digit_and_sliders_fit_without_horizontal_scrolling(browser, server_url):
+    page = new_page(
+        browser, viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    try:
+        page.goto(f"{server_url}/?labels=0,0,0,0,0,0,0,0,0,0&seed=42")
+        digit_is_drawn(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        digit_box = page.locator("#digit").bounding_box()
+        assert (
+            digit_box["x"] >= 0 and digit_box["x"] + digit_box["width"] <= 360 and digit_box["width"] >= 150
+        )
+        slider = page.locator("#label-4")
+        slider.scroll_into_view_if_needed()
+        box = slider.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360 and box["width"] >= 150
+        page.touchscreen.tap(box["x"] + 0.75 * box["width"], box["y"] + box["height"] / 2)
+        assert 0.6 < float(slider.input_value()) < 0.9
+        picture_matches_controls(page)
+        # Scrolled to the sliders, the digit stays on screen above them.
+        assert page.locator("#digit").bounding_box()["y"] >= -1
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert page.problems == []
+    finally:
+        page.context.close()
+
+
+def test_the_page_stays_valid_html_with_every_section_shown(page, server_url, tmp_path):
+    page.goto(f"{server_url}/?labels=0,1,0,0,0,0,0,0,0,0&seed=1")
+    digit_is_drawn(page)
+    page.locator("#show-seeds").check()
+    page.locator("#set-end").click()
+    page.locator("#seed").fill("2")
+    page.locator("#play").click()
+    page.wait_for_function(
+        "() => ['seeds-grid', 'morph', 'end-thumb'].every((id) => {"
+        " const img = document.getElementById(id); return img && !img.hidden && img.complete; })"
+    )
+    picture_matches_controls(page)
+    assert nu_errors({"every-section": page.content()}, tmp_path) == []

@@ -1,4 +1,4 @@
-"""The web app: the live slider page and a JSON API around one generator loaded at start-up.
+"""The web app: the live slider page and a JSON API around a generator and a classifier loaded at start-up.
 
     gunicorn app:app                        # the Procfile's command; settings in gunicorn.conf.py
     flask --app app run --debug             # development server
@@ -7,6 +7,8 @@ Importing this package reads no file: create_app() loads the weights. Damaged we
 a generator.npz that is truncated, replaced (its sha256 is not the one in generator.json), of the
 wrong shape, or missing beside its generator.json raises WeightsError instead of serving half a site.
 A folder with neither file (weights not trained yet) starts, and the page and /healthz say so.
+The MNIST classifier beside them (classifier.npz and .json) is checked the same way
+(ClassifierError); without either file the app serves everything but the classifier's readings.
 """
 
 import logging
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from evaluation import classifier
 from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, load_generator
 from model.inference import FoldedGenerator
 from model.net import N_CLASSES
@@ -50,6 +53,25 @@ def load_weights(app: Flask) -> None:
     app.logger.info("loaded the generator from %s: %s", folder, weights_summary(metadata))
 
 
+def load_classifier(app: Flask) -> None:
+    """The MNIST classifier into app.extensions, once; without its files the rest of the app works."""
+    folder = Path(app.config["GENERATOR_DIR"])
+    if not (folder / classifier.METADATA_NAME).exists() and not (folder / classifier.WEIGHTS_NAME).exists():
+        error = (
+            f"{folder}: no {classifier.METADATA_NAME} or {classifier.WEIGHTS_NAME} "
+            f"(train one with train_classifier.py --out {folder})"
+        )
+        app.extensions.update(classifier=None, classifier_metadata={}, classifier_error=error)
+        app.logger.warning("no classifier: %s", error)
+        return
+    clf, metadata = classifier.load_classifier(folder)  # ClassifierError: damaged files stop start-up
+    if clf.n_classes != N_CLASSES:
+        raise classifier.ClassifierError(
+            f"{folder / classifier.METADATA_NAME}: {clf.n_classes} classes, the app needs {N_CLASSES}"
+        )
+    app.extensions.update(classifier=clf, classifier_metadata=metadata, classifier_error=None)
+
+
 def create_app(config: dict | None = None) -> Flask:
     """The app with its generator loaded once; GENERATOR_DIR (environment or config) picks the folder."""
     app = Flask(__name__, root_path=str(ROOT))
@@ -66,6 +88,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.extensions["png_cache"] = LruCache(app.config["PNG_CACHE_ENTRIES"], app.config["PNG_CACHE_BYTES"])
     load_weights(app)
+    load_classifier(app)
     app.register_blueprint(web)
     errors.register(app)
     return app
@@ -75,6 +98,7 @@ def serve() -> Flask:
     """create_app() for gunicorn and `flask run`: damaged weights end the process with one line."""
     try:
         return create_app()
-    except WeightsError as error:
-        print(f"app: error: the generator's weights failed their check: {error}", file=sys.stderr, flush=True)
+    except (WeightsError, classifier.ClassifierError) as error:
+        network = "generator" if isinstance(error, WeightsError) else "classifier"
+        print(f"app: error: the {network}'s weights failed their check: {error}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_BAD_WEIGHTS) from None

@@ -26,7 +26,7 @@ from webapp.limits import (
     MIN_DURATION_MS,
     MIN_FRAMES,
 )
-from webapp.pictures import digit_png, grid_png, morph_gif
+from webapp.pictures import digit_png, draw_states, grid_png, morph_gif, readings
 from webapp.state import STATE_FIELDS, State, page_state, parse_state
 from webapp.validation import (
     ApiError,
@@ -36,6 +36,7 @@ from webapp.validation import (
     json_body,
     label_vector,
     parse_scale,
+    png_body,
     query_state,
 )
 
@@ -55,6 +56,36 @@ def generator():
     return gen
 
 
+def loaded_classifier():
+    """The classifier loaded at start-up, or 503 naming why there is none."""
+    clf = current_app.extensions["classifier"]
+    if clf is None:
+        raise ApiError(None, f"no classifier loaded: {current_app.extensions['classifier_error']}", 503)
+    return clf
+
+
+def reading_json(probabilities: list[float]) -> dict:
+    return {"classifier": probabilities, "reads_as": max(range(N_CLASSES), key=probabilities.__getitem__)}
+
+
+def state_reading(state: State) -> dict:
+    """What the classifier reads in the state's picture (through the cache), or why it cannot say."""
+    clf = current_app.extensions["classifier"]
+    if clf is None:
+        return {"classifier": None, "classifier_error": current_app.extensions["classifier_error"]}
+    gen = generator()
+    key = (
+        "reading",
+        current_app.extensions["metadata"].get("sha256"),
+        current_app.extensions["classifier_metadata"].get("sha256"),
+        state,
+    )
+    encoded = current_app.extensions["png_cache"].get_or_make(
+        key, lambda: json.dumps(readings(clf, draw_states(gen, [state]))[0]).encode()
+    )
+    return reading_json(json.loads(encoded))
+
+
 def weights_version() -> str:
     return current_app.extensions["metadata"].get("sha256", "none")[:16]
 
@@ -64,6 +95,12 @@ def cached_digit_png(state: State, scale: int) -> bytes:
     gen = generator()
     key = (current_app.extensions["metadata"].get("sha256"), state, scale)
     return current_app.extensions["png_cache"].get_or_make(key, lambda: digit_png(gen, state, scale))
+
+
+def digit_answer(state: State, scale: int, started: float) -> Response:
+    """The state's picture as a PNG, or as JSON with what the classifier reads when JSON is asked for."""
+    details = {**state.as_json(), **state_reading(state)} if wants_json() else {}
+    return picture_response(cached_digit_png(state, scale), "image/png", started, details)
 
 
 def wants_json() -> bool:
@@ -120,9 +157,11 @@ def index():
     version = weights_version()
     query = state.query()
     metadata = current_app.extensions["metadata"]
+    has_generator = current_app.extensions["generator"] is not None
     return render_template(
         "index.html",
         state=state,
+        reading=state_reading(state) if has_generator else None,
         link_error=link_error,
         version=version,
         image_url=url_for("web.generate_get", **query, v=version),
@@ -148,9 +187,7 @@ def index():
 def generate_post():
     started = time.perf_counter()
     data = fields(json_body(), None, {"labels", "seed"}, STATE_FIELDS | {"scale"})
-    state, scale = parse_state(data), parse_scale(data)
-    png = cached_digit_png(state, scale)
-    return picture_response(png, "image/png", started, state.as_json())
+    return digit_answer(parse_state(data), parse_scale(data), started)
 
 
 @web.get("/generate")
@@ -165,7 +202,8 @@ def generate_get():
     state, scale = parse_state(data), parse_scale(data)
     generator()  # 503 before anything else when there is none
     version = weights_version()
-    key = json.dumps([state.labels, state.seed, state.seed_b, state.blend, scale])
+    as_json = wants_json()
+    key = json.dumps([state.labels, state.seed, state.seed_b, state.blend, scale, as_json])
     etag = f"{version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if "v" not in data:
         cache = DAY_CACHE
@@ -173,12 +211,12 @@ def generate_get():
         cache = LONG_CACHE
     else:
         cache = "no-cache"  # a link made for other weights: answer with these, never keep it
-    if request.if_none_match.contains(etag):
+    if request.if_none_match.contains_weak(etag):  # If-None-Match compares weakly (RFC 9110)
         response = Response(status=304)
     else:
-        response = Response(cached_digit_png(state, scale), mimetype="image/png")
-        response.headers["Server-Timing"] = f"generate;dur={(time.perf_counter() - started) * 1000:.2f}"
-    response.set_etag(etag)
+        response = digit_answer(state, scale, started)
+    response.vary.add("Accept")
+    response.set_etag(etag, weak=as_json)  # a JSON answer's elapsed_ms differs from one answer to the next
     response.headers["Cache-Control"] = cache
     return response
 
@@ -238,6 +276,15 @@ def interpolate():
     return picture_response(
         gif, "image/gif", started, {"frames": frames, "width": side, "height": side, "duration": duration}
     )
+
+
+@web.post("/classify")
+def classify():
+    started = time.perf_counter()
+    clf = loaded_classifier()
+    probabilities = readings(clf, png_body()[None])[0]
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    return {**reading_json(probabilities), "elapsed_ms": elapsed_ms}
 
 
 @web.get("/healthz")

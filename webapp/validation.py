@@ -4,14 +4,18 @@ JSON gives dicts, lists, str, int, float (NaN and Infinity included), bool and N
 are first turned into the same types, so one set of checks serves both.
 """
 
+import io
 import json
 import math
 import re
+import zlib
 
+import numpy as np
 from flask import request
+from PIL import Image, UnidentifiedImageError
 from werkzeug.exceptions import UnsupportedMediaType
 
-from model.net import N_CLASSES
+from model.net import IMAGE_SIZE, N_CLASSES
 from webapp.limits import MAX_SCALE
 
 
@@ -103,6 +107,38 @@ def json_body() -> dict:
     if not isinstance(data, dict):
         raise ApiError(None, f"the body must be a JSON object, got {describe(data)}")
     return data
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_body() -> np.ndarray:
+    """The request's 28x28 PNG as uint8 grayscale pixels; 415 if not declared PNG, 400 naming the problem."""
+    if request.mimetype != "image/png":
+        raise UnsupportedMediaType(
+            f"the body must be a PNG image with Content-Type: image/png, got {request.mimetype or 'none'}"
+        )
+    data = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    if not data:
+        raise ApiError(None, f"the body is empty: send a {IMAGE_SIZE}x{IMAGE_SIZE} PNG")
+    if not data.startswith(PNG_SIGNATURE):
+        raise ApiError(
+            None, f"the body is not a PNG image: it starts with {data[:8]!r}, not the PNG signature"
+        )
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            if image.size != (IMAGE_SIZE, IMAGE_SIZE):  # read from the header, before any pixel
+                width, height = image.size
+                raise ApiError(
+                    None,
+                    f"the picture must be {IMAGE_SIZE}x{IMAGE_SIZE} pixels, got {width}x{height} "
+                    "(GET /generate with scale=1 gives one)",
+                )
+            return np.asarray(image.convert("L"))  # colour and palette pictures as grayscale
+    except UnidentifiedImageError:  # its message names a Python object, not the problem
+        raise ApiError(None, "the body is not a readable PNG image: its chunks do not parse") from None
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as error:
+        raise ApiError(None, f"the body is not a readable PNG image: {error}") from None
 
 
 INT_TOKEN = re.compile(r"[+-]?\d{1,100}")
