@@ -6,8 +6,8 @@ from pathlib import Path
 
 import chainer
 
-from evaluation.classifier import save_classifier
 from evaluation.classifier_training import accuracy_on, build_trainer
+from model.classifier import save_classifier
 from training.data import DataError, load_mnist
 from training.flags import (
     OneLineParser,

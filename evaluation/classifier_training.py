@@ -13,7 +13,7 @@ import numpy as np
 from chainer.datasets import TransformDataset
 from chainer.training import StandardUpdater, Trainer, extensions
 
-from evaluation.classifier import Classifier, predict
+from model.classifier import Classifier, predict
 
 
 def random_shift(shift: int, rng: np.random.RandomState) -> Callable[[tuple], tuple]:

@@ -6,8 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from evaluation.classifier import ClassifierError, load_classifier
 from evaluation.report import MAX_PER_CLASS, evaluate_generator, load_real, plot_sweeps, table
+from model.classifier import ClassifierError, load_classifier
 from model.export import WeightsError, load_generator
 from model.net import IMAGE_SIZE, N_CLASSES
 from training.data import DataError

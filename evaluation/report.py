@@ -12,7 +12,7 @@ import numpy as np
 from chainer.dataset import concat_examples
 
 from evaluation import metrics
-from evaluation.classifier import Classifier, predict
+from model.classifier import Classifier, predict
 from model.net import N_CLASSES
 from model.sampling import generate, one_hot, seeds_noise
 from training.data import load_mnist

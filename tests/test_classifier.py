@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.classifier import (
+from model.classifier import (
     METADATA_NAME,
     WEIGHTS_NAME,
     Classifier,

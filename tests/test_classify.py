@@ -11,7 +11,7 @@ from helpers import lively_generator, save, save_small_classifier
 from PIL import Image
 
 import webapp
-from evaluation.classifier import WEIGHTS_NAME, ClassifierError
+from model.classifier import WEIGHTS_NAME, ClassifierError
 from webapp import EXIT_BAD_WEIGHTS, create_app
 
 THREE = [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]

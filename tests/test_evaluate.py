@@ -13,8 +13,8 @@ import chainer.functions as F
 import numpy as np
 import pytest
 
-from evaluation.classifier import Classifier, predict
 from evaluation.report import evaluate_generator
+from model.classifier import Classifier, predict
 from model.sampling import seeds_noise
 
 pytestmark = pytest.mark.slow  # the tiny classifier trains for about 4 s, then each test takes 0.5 s

@@ -12,7 +12,7 @@ from helpers import ROOT, write_mnist_folder
 
 from evaluation import classifier_cli
 from evaluation import cli as evaluate_cli
-from evaluation.classifier import Classifier, save_classifier
+from model.classifier import Classifier, save_classifier
 from training import cli as train_cli
 
 

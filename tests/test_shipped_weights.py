@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.classifier import load_classifier, predict
+from model.classifier import load_classifier, predict
 from model.export import load_generator
 from model.sampling import generate, one_hot, seeds_noise
 

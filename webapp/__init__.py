@@ -18,7 +18,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from evaluation import classifier
+from model import classifier
 from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, load_generator
 from model.inference import FoldedGenerator
 from model.net import N_CLASSES

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from evaluation.classifier import Classifier, predict
+from model.classifier import Classifier, predict
 from model.images import png_bytes, tile, to_uint8, upscale
 from model.sampling import generate
 from webapp.state import State, morph_frames

@@ -1,4 +1,4 @@
-"""The MNIST classifier that judges the generator, and its saved weights.
+"""The MNIST classifier that judges the generator and reads the app's pictures, and its saved weights.
 
 Its penultimate layer (after ReLU) is the feature space of the Fréchet distance and of the
 diversity measure, so the evaluation needs no Inception network: a small CNN trained on MNIST
