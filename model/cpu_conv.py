@@ -45,14 +45,20 @@ def conv_forward(self, x, W, b):
     """Convolution2DFunction on the CPU: W (oc, c, kh, kw) over x (n, c, h, w)."""
     if not _handled(self):
         return _ORIGINAL["conv"](self, x, W, b)
+    out_size = self._get_out_size(x.shape, W.shape)
+    return (convolve(x, W, b, (self.sy, self.sx), (self.ph, self.pw), out_size),)
+
+
+def convolve(x: np.ndarray, W: np.ndarray, b, stride: tuple, pad: tuple, out_size: tuple) -> np.ndarray:
+    """The convolution of x (n, c, h, w) by W (oc, c, kh, kw), plus bias b (oc,) or None: one BLAS product."""
     out_c, _, kh, kw = W.shape
-    oh, ow = self._get_out_size(x.shape, W.shape)
-    col, wq = phase_columns(x, kh, kw, self.sy, self.sx, self.ph, self.pw, oh, ow)
+    (sy, sx), (ph, pw), (oh, ow) = stride, pad, out_size
+    col, wq = phase_columns(x, kh, kw, sy, sx, ph, pw, oh, ow)
     y = (W.reshape(out_c, -1) @ col).reshape(out_c, len(x), oh, wq)[..., :ow]
     y = np.ascontiguousarray(y.transpose(1, 0, 2, 3), dtype=x.dtype)
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
-    return (y,)
+    return y
 
 
 def conv_grad_w(self, x, gy):

@@ -1,29 +1,34 @@
-"""The generator's inference forward pass in a few NumPy calls, for serving.
+"""The generator's and the classifier's inference forward passes in a few NumPy calls, for serving.
 
-Chainer stays the one definition of the network: a FoldedGenerator is built from a loaded Chainer
-Generator and computes the same function (tests hold it to 1e-5 of Chainer's forward). At batch 1
-Chainer spends most of its time in per-function bookkeeping and in batch norm; here each batch
-norm's fixed statistics are folded into the weights of the layer before it once, at build time,
-and what is left is two matrix products, two transposed convolutions and the activations.
+Chainer stays the one definition of the networks: a FoldedGenerator (FoldedClassifier) is built
+from a loaded Chainer Generator (Classifier) and computes the same function (tests hold each to
+1e-5 of Chainer's forward). At batch 1 Chainer spends most of its time in per-function bookkeeping
+and in batch norm; here each batch norm's fixed statistics are folded into the weights of the
+layer before it once, at build time, and what is left is matrix products and the activations.
 """
 
 import chainer
 import numpy as np
 
-from model.cpu_conv import deconvolve, tap_matrices
+from model.classifier import Classifier
+from model.cpu_conv import convolve, deconvolve, tap_matrices
 from model.net import IMAGE_SIZE, Generator
 
 HALF, QUARTER = IMAGE_SIZE // 2, IMAGE_SIZE // 4  # picture sides after and before the first deconvolution
 
 
+def cpu_float64(array) -> np.ndarray:
+    return chainer.backends.cuda.to_cpu(array).astype(np.float64)
+
+
 def folded_normalization(bn: chainer.links.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
     """(scale, shift) per feature such that bn(h) = h * scale + shift at inference."""
-    scale = 1 / np.sqrt(bn.avg_var.astype(np.float64) + bn.eps)
+    scale = 1 / np.sqrt(cpu_float64(bn.avg_var) + bn.eps)
     if getattr(bn, "gamma", None) is not None:
-        scale = scale * bn.gamma.array
-    shift = -bn.avg_mean * scale
+        scale = scale * cpu_float64(bn.gamma.array)
+    shift = -cpu_float64(bn.avg_mean) * scale
     if getattr(bn, "beta", None) is not None:
-        shift = shift + bn.beta.array
+        shift = shift + cpu_float64(bn.beta.array)
     return scale, shift
 
 
@@ -40,10 +45,10 @@ class FoldedGenerator:
         norm0, norm1 = (gen.bn0.bn, gen.bn1.bn) if gen.label_bn else (gen.bn0, gen.bn1)
         scale0, shift0 = folded_normalization(norm0)
         scale1, shift1 = folded_normalization(norm1)
-        fc_w, fc_b = cpu(gen.fc.W.array).astype(np.float64), cpu(gen.fc.b.array).astype(np.float64)
+        fc_w, fc_b = cpu_float64(gen.fc.W.array), cpu_float64(gen.fc.b.array)
         self.fc_w = np.ascontiguousarray((fc_w * scale0[:, None]).T, np.float32)  # (z + labels, ch*49)
         self.fc_b = (fc_b * scale0 + shift0).astype(np.float32)
-        dc1_w, dc1_b = cpu(gen.dc1.W.array).astype(np.float64), cpu(gen.dc1.b.array).astype(np.float64)
+        dc1_w, dc1_b = cpu_float64(gen.dc1.W.array), cpu_float64(gen.dc1.b.array)
         self.dc1_taps = tap_matrices((dc1_w * scale1[None, :, None, None]).astype(np.float32))
         self.dc1_b = (dc1_b * scale1 + shift1).astype(np.float32)
         self.dc2_taps, self.dc2_b = tap_matrices(cpu(gen.dc2.W.array)), cpu(gen.dc2.b.array)
@@ -74,3 +79,46 @@ class FoldedGenerator:
         h = deconvolve(h, self.dc2_taps, self.dc2_b, (2, 2), (1, 1), (IMAGE_SIZE, IMAGE_SIZE))
         half = np.float32(0.5)  # Chainer's sigmoid: tanh(x / 2) / 2 + 1 / 2
         return np.tanh(h * half) * half + half
+
+
+class FoldedClassifier:
+    """clf's images (n, 1, 28, 28) in [0, 1] -> softmax probabilities (n, 10), with NumPy on the CPU.
+
+    Each convolution carries its batch norm in its weights and bias; dropout is off at inference.
+    """
+
+    def __init__(self, clf: Classifier):
+        self.n_classes = clf.n_classes
+        self.convolutions = []  # (weights, bias, pool after it)
+        for conv, bn, pool in (
+            (clf.c1a, clf.bn1a, False),
+            (clf.c1b, clf.bn1b, True),
+            (clf.c2a, clf.bn2a, False),
+            (clf.c2b, clf.bn2b, True),
+        ):
+            scale, shift = folded_normalization(bn)
+            weights = (cpu_float64(conv.W.array) * scale[:, None, None, None]).astype(np.float32)
+            self.convolutions.append((weights, shift.astype(np.float32), pool))
+        self.fc_w = np.ascontiguousarray(cpu_float64(clf.fc.W.array).T, np.float32)
+        self.fc_b = chainer.backends.cuda.to_cpu(clf.fc.b.array)
+        self.out_w = np.ascontiguousarray(cpu_float64(clf.out.W.array).T, np.float32)
+        self.out_b = chainer.backends.cuda.to_cpu(clf.out.b.array)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        h = np.asarray(images, dtype=np.float32)
+        for weights, bias, pool in self.convolutions:
+            side = h.shape[2]
+            h = convolve(h, weights, bias, (1, 1), (1, 1), (side, side))
+            if pool:  # 2x2 max pooling as three maxima of strided views (a reshaped max is 10x slower)
+                h = np.maximum(
+                    np.maximum(h[:, :, 0::2, 0::2], h[:, :, 0::2, 1::2]),
+                    np.maximum(h[:, :, 1::2, 0::2], h[:, :, 1::2, 1::2]),
+                )
+            np.maximum(h, 0, out=h)  # ReLU, after the pooling it commutes with
+        h = h.reshape(len(h), -1) @ self.fc_w
+        h += self.fc_b
+        np.maximum(h, 0, out=h)
+        logits = h @ self.out_w + self.out_b
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)

@@ -6,31 +6,31 @@ import chainer
 import numpy as np
 import pytest
 
+from model.classifier import Classifier, load_classifier, predict
 from model.export import load_generator
 from model.images import to_uint8
-from model.inference import FoldedGenerator
+from model.inference import FoldedClassifier, FoldedGenerator
 from model.net import Generator
 from model.sampling import generate, one_hot, seeds_noise
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
 
-def trained_looking_generator(label_bn: bool, seed: int) -> Generator:
-    """A small generator with large weights and batch-norm statistics, gains and biases far from 0 and 1.
+def trained_looking(chain: chainer.Chain, seed: int, scale: float = 0.3) -> chainer.Chain:
+    """`chain` with large weights and batch-norm statistics, gains and biases far from 0 and 1.
 
     Folding a batch norm of mean 0 and variance 1 changes nothing, which would let a fold that
     forgets the statistics pass.
     """
-    gen = Generator(ch=16, label_bn=label_bn)
     rng = np.random.RandomState(seed)
-    for name, param in gen.namedparams():
+    for name, param in chain.namedparams():
         if param.ndim > 1 or name.endswith(("gamma", "beta")):
-            param.array[...] = rng.normal(0, 0.3, param.shape)
-    for link in gen.links():
+            param.array[...] = rng.normal(0, scale, param.shape)
+    for link in chain.links():
         if isinstance(link, chainer.links.BatchNormalization):
             link.avg_mean[...] = rng.normal(0, 1, link.avg_mean.shape)
             link.avg_var[...] = rng.uniform(0.2, 3, link.avg_var.shape)
-    return gen
+    return chain
 
 
 def random_inputs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +42,7 @@ def random_inputs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("label_bn", [True, False])
 @pytest.mark.parametrize("batch", [1, 17])
 def test_folded_forward_matches_chainer(label_bn, batch):
-    gen = trained_looking_generator(label_bn, seed=3)
+    gen = trained_looking(Generator(ch=16, label_bn=label_bn), seed=3)
     z, labels = random_inputs(batch, seed=batch)
     expected = generate(gen, z, labels)
     folded = FoldedGenerator(gen)(z, labels)
@@ -81,3 +81,24 @@ def test_a_picture_is_the_same_on_every_call(shipped):
     first = folded(z[:1], labels[:1])
     for _ in range(3):
         np.testing.assert_array_equal(folded(z[:1], labels[:1]), first)
+
+
+@pytest.mark.parametrize("batch", [1, 13])
+def test_folded_classifier_matches_chainer(batch):
+    clf = trained_looking(Classifier(ch=4, n_features=8), seed=5, scale=0.1)
+    images = np.random.default_rng(batch).random((batch, 1, 28, 28), dtype=np.float32)
+    expected, _ = predict(clf, images)
+    folded = FoldedClassifier(clf)(images)
+    assert folded.shape == (batch, 10)
+    assert np.abs(folded - expected).max() <= 1e-5
+    assert expected.max(axis=1).min() < 0.9  # not all saturated, so the comparison means something
+
+
+def test_folded_shipped_classifier_matches_chainer_on_generated_digits(shipped):
+    gen, folded_gen = shipped
+    clf, _ = load_classifier(WEIGHTS)
+    z, labels = random_inputs(200, seed=2)  # mixed labels: many pictures the classifier is unsure of
+    images = to_uint8(folded_gen(z, labels))[:, None].astype(np.float32) / 255
+    expected, _ = predict(clf, images)
+    assert np.abs(FoldedClassifier(clf)(images) - expected).max() <= 1e-5
+    assert expected.max(axis=1).min() < 0.6

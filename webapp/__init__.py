@@ -20,7 +20,7 @@ from flask import Flask
 
 from model import classifier
 from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, load_generator
-from model.inference import FoldedGenerator
+from model.inference import FoldedClassifier, FoldedGenerator
 from model.net import N_CLASSES
 from webapp import errors
 from webapp.cache import LruCache
@@ -69,7 +69,9 @@ def load_classifier(app: Flask) -> None:
         raise classifier.ClassifierError(
             f"{folder / classifier.METADATA_NAME}: {clf.n_classes} classes, the app needs {N_CLASSES}"
         )
-    app.extensions.update(classifier=clf, classifier_metadata=metadata, classifier_error=None)
+    app.extensions.update(
+        classifier=FoldedClassifier(clf), classifier_metadata=metadata, classifier_error=None
+    )
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -5,8 +5,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from model.classifier import Classifier, predict
 from model.images import png_bytes, tile, to_uint8, upscale
+from model.inference import FoldedClassifier
 from model.sampling import generate
 from webapp.state import State, morph_frames
 
@@ -18,13 +18,9 @@ def draw_states(gen, states: list[State]) -> np.ndarray:
     return to_uint8(generate(gen, z, labels))
 
 
-def digit_png(gen, state: State, scale: int) -> bytes:
-    return png_bytes(draw_states(gen, [state])[0], scale)
-
-
-def readings(clf: Classifier, pictures: np.ndarray) -> list[list[float]]:
+def readings(clf: FoldedClassifier, pictures: np.ndarray) -> list[list[float]]:
     """The classifier's probabilities of digits 0-9 for uint8 pictures (n, 28, 28), as shown or sent."""
-    probabilities, _ = predict(clf, pictures[:, None].astype(np.float32) / 255)
+    probabilities = clf(pictures[:, None].astype(np.float32) / 255)
     return [[round(float(p), 6) for p in row] for row in probabilities]
 
 

@@ -6,12 +6,16 @@ Cache-Control of GET /generate safe.
 """
 
 import base64
+import functools
 import hashlib
 import json
 import time
+from collections.abc import Callable
 
+import numpy as np
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
+from model.images import png_bytes
 from model.net import IMAGE_SIZE, N_CLASSES
 from model.sampling import MAX_SEED, NOISE_RULE, Z_SIZE
 from webapp.limits import (
@@ -26,7 +30,7 @@ from webapp.limits import (
     MIN_DURATION_MS,
     MIN_FRAMES,
 )
-from webapp.pictures import digit_png, draw_states, grid_png, morph_gif, readings
+from webapp.pictures import draw_states, grid_png, morph_gif, readings
 from webapp.state import STATE_FIELDS, State, page_state, parse_state
 from webapp.validation import (
     ApiError,
@@ -68,12 +72,17 @@ def reading_json(probabilities: list[float]) -> dict:
     return {"classifier": probabilities, "reads_as": max(range(N_CLASSES), key=probabilities.__getitem__)}
 
 
-def state_reading(state: State) -> dict:
+def state_pixels(state: State) -> Callable[[], np.ndarray]:
+    """The state's uint8 picture, drawn on the first call only: its PNG and its reading share it."""
+    gen = generator()
+    return functools.cache(lambda: draw_states(gen, [state])[0])
+
+
+def state_reading(state: State, pixels: Callable[[], np.ndarray]) -> dict:
     """What the classifier reads in the state's picture (through the cache), or why it cannot say."""
     clf = current_app.extensions["classifier"]
     if clf is None:
         return {"classifier": None, "classifier_error": current_app.extensions["classifier_error"]}
-    gen = generator()
     key = (
         "reading",
         current_app.extensions["metadata"].get("sha256"),
@@ -81,7 +90,7 @@ def state_reading(state: State) -> dict:
         state,
     )
     encoded = current_app.extensions["png_cache"].get_or_make(
-        key, lambda: json.dumps(readings(clf, draw_states(gen, [state]))[0]).encode()
+        key, lambda: json.dumps(readings(clf, pixels()[None])[0]).encode()
     )
     return reading_json(json.loads(encoded))
 
@@ -90,17 +99,17 @@ def weights_version() -> str:
     return current_app.extensions["metadata"].get("sha256", "none")[:16]
 
 
-def cached_digit_png(state: State, scale: int) -> bytes:
-    """digit_png through the app's LRU cache, keyed by the exact inputs and the weights' sha256."""
-    gen = generator()
+def cached_digit_png(state: State, scale: int, pixels: Callable[[], np.ndarray]) -> bytes:
+    """The state's PNG through the app's LRU cache, keyed by the exact inputs and the weights' sha256."""
     key = (current_app.extensions["metadata"].get("sha256"), state, scale)
-    return current_app.extensions["png_cache"].get_or_make(key, lambda: digit_png(gen, state, scale))
+    return current_app.extensions["png_cache"].get_or_make(key, lambda: png_bytes(pixels(), scale))
 
 
 def digit_answer(state: State, scale: int, started: float) -> Response:
     """The state's picture as a PNG, or as JSON with what the classifier reads when JSON is asked for."""
-    details = {**state.as_json(), **state_reading(state)} if wants_json() else {}
-    return picture_response(cached_digit_png(state, scale), "image/png", started, details)
+    pixels = state_pixels(state)
+    details = {**state.as_json(), **state_reading(state, pixels)} if wants_json() else {}
+    return picture_response(cached_digit_png(state, scale, pixels), "image/png", started, details)
 
 
 def wants_json() -> bool:
@@ -161,7 +170,7 @@ def index():
     return render_template(
         "index.html",
         state=state,
-        reading=state_reading(state) if has_generator else None,
+        reading=state_reading(state, state_pixels(state)) if has_generator else None,
         link_error=link_error,
         version=version,
         image_url=url_for("web.generate_get", **query, v=version),
