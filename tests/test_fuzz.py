@@ -5,13 +5,18 @@ answer carries the security headers. The app fixture is TESTING, so an unexpecte
 the test instead of turning into a quiet 500. Examples are derandomized: the same inputs every run.
 """
 
+import io
 import json
 from urllib.parse import quote, urlencode
 
+import numpy as np
 import pytest
+from helpers import lively_generator, save, save_small_classifier
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
+from webapp import create_app
 from webapp.errors import SECURITY_HEADERS
 
 pytestmark = pytest.mark.slow  # each property runs a hundred or more requests
@@ -175,3 +180,44 @@ def test_numbers_too_long_to_parse_are_a_400(app, path):
     response = app.test_client().post(path, data=body, content_type="application/json")
     assert_well_answered(response)
     assert response.status_code == 400 and "invalid JSON" in response.json["error"]
+
+
+@pytest.fixture(scope="module")
+def reading_app(tmp_path_factory):
+    """An app with a classifier, so that /classify reads the bodies instead of answering 503."""
+    folder = save(lively_generator(), tmp_path_factory.mktemp("weights"), "random weights for the tests")
+    return create_app({"GENERATOR_DIR": str(save_small_classifier(folder)), "TESTING": True})
+
+
+def png_of(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+PNG_28 = png_of(np.arange(784, dtype=np.uint16).reshape(28, 28).astype(np.uint8))
+
+
+def damaged(data: bytes, changes: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for position, value in changes:
+        out[position % len(out)] = value
+    return bytes(out)
+
+
+png_bodies = (
+    st.binary(max_size=3000)
+    | st.builds(lambda cut, tail: PNG_28[:cut] + tail, st.integers(0, len(PNG_28)), st.binary(max_size=64))
+    | st.builds(
+        damaged, st.just(PNG_28), st.lists(st.tuples(st.integers(8, 10**6), st.integers(0, 255)), max_size=6)
+    )
+    | st.builds(png_of, st.sampled_from([np.zeros((1, 1), np.uint8), np.zeros((28, 27), np.uint8)]))
+)
+
+
+@FUZZ
+@given(body=png_bodies)
+def test_any_bytes_as_the_png_to_classify(reading_app, body):
+    response = reading_app.test_client().post("/classify", data=body, content_type="image/png")
+    assert_well_answered(response)
+    assert response.status_code in (200, 400)
