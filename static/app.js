@@ -137,7 +137,6 @@ class LiveImage {
       const response = await fetch(request.url, { ...request.init, signal: controller.signal });
       if (!response.ok) throw new Error(await errorText(response));
       const answer = await this.read(response);
-      if (controller.signal.aborted) return;
       const img = this.show(answer.src);
       img.hidden = false;
       this.errorBox.hidden = true;
