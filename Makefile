@@ -26,25 +26,25 @@ mpi: $(VENV)/.mpi openmpi
 run: $(VENV)/.web
 	$(BIN)/gunicorn app:app
 
-# The browser test drives Debian's Chromium through Playwright (Playwright's own browser download
-# needs the open internet). Installed here so that CI and a fresh machine get it; needs root.
-chromium:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# $(call debian,CHECK,PACKAGES,SKIPPED): unless the shell test CHECK passes, install Debian's
+# PACKAGES when root (CI, a fresh machine), else say which tests are skipped without them.
+define debian
+	@if $(1); then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(2); \
 	else \
-		echo "warning: /usr/bin/chromium is missing; run 'sudo make chromium', or the browser test is skipped"; \
+		echo "warning: Debian's $(2) is missing; run 'sudo make $@', or $(3)"; \
 	fi
+endef
 
-# mpi4py's wheel needs an MPI library and mpiexec: Debian's Open MPI, installed here when root.
+# The browser test drives Debian's Chromium through Playwright (Playwright's own browser download
+# needs the open internet).
+chromium:
+	$(call debian,[ -x /usr/bin/chromium ],chromium,the browser test is skipped)
+
+# mpi4py's wheel needs an MPI library and mpiexec: Debian's Open MPI.
 openmpi:
-	@if command -v mpiexec >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			openmpi-bin libopenmpi-dev; \
-	else \
-		echo "warning: mpiexec is missing; run 'sudo make openmpi', or the multi-process tests are skipped"; \
-	fi
+	$(call debian,command -v mpiexec >/dev/null,openmpi-bin libopenmpi-dev,the multi-process tests are skipped)
 
 # The Nu HTML checker for the page's validity test: Debian's Java (installed when root) and the
 # checker's jar from the npm registry (the vnu-jar package carries it; its download script is not run).
@@ -58,13 +58,7 @@ nu: java
 	fi
 
 java:
-	@if command -v java >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			default-jre-headless; \
-	else \
-		echo "warning: java is missing; run 'sudo make java', or the HTML validity test is skipped"; \
-	fi
+	$(call debian,command -v java >/dev/null,default-jre-headless,the HTML validity test is skipped)
 
 test: $(VENV)/.dev chromium mpi nu
 	$(BIN)/ruff check .
