@@ -34,12 +34,22 @@ DEFAULT_GENERATOR_DIR = ROOT / "weights"
 EXIT_BAD_WEIGHTS = 4
 
 
+def nothing_trained(folder: Path, metadata_name: str, weights_name: str, how: str) -> str | None:
+    """Why a network is absent when `folder` holds neither of its two files (not an error), else None.
+
+    One file without the other is a damaged pair, which its loader refuses.
+    """
+    if (folder / metadata_name).exists() or (folder / weights_name).exists():
+        return None
+    return f"{folder}: no {metadata_name} or {weights_name} ({how})"
+
+
 def load_weights(app: Flask) -> None:
     """The generator and its metadata into app.extensions, once; a missing folder is not an error."""
     folder = Path(app.config["GENERATOR_DIR"])
-    if not (folder / METADATA_NAME).exists() and not (folder / WEIGHTS_NAME).exists():
-        # Nothing trained yet: serve the page, which (like /healthz) says so. Not a damaged file.
-        error = f"{folder}: no {METADATA_NAME} or {WEIGHTS_NAME} (train with train.py --export {folder})"
+    error = nothing_trained(folder, METADATA_NAME, WEIGHTS_NAME, f"train with train.py --export {folder}")
+    if error:
+        # Nothing trained yet: serve the page, which (like /healthz) says so.
         app.extensions.update(generator=None, metadata={}, weights_error=error)
         app.logger.error("no generator: %s", error)
         return
@@ -56,11 +66,9 @@ def load_weights(app: Flask) -> None:
 def load_classifier(app: Flask) -> None:
     """The MNIST classifier into app.extensions, once; without its files the rest of the app works."""
     folder = Path(app.config["GENERATOR_DIR"])
-    if not (folder / classifier.METADATA_NAME).exists() and not (folder / classifier.WEIGHTS_NAME).exists():
-        error = (
-            f"{folder}: no {classifier.METADATA_NAME} or {classifier.WEIGHTS_NAME} "
-            f"(train one with train_classifier.py --out {folder})"
-        )
+    how = f"train one with train_classifier.py --out {folder}"
+    error = nothing_trained(folder, classifier.METADATA_NAME, classifier.WEIGHTS_NAME, how)
+    if error:
         app.extensions.update(classifier=None, classifier_metadata={}, classifier_error=error)
         app.logger.warning("no classifier: %s", error)
         return

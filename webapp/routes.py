@@ -52,20 +52,20 @@ DAY_CACHE = "public, max-age=86400"  # URL without a version: revalidate (ETag) 
 web = Blueprint("web", __name__)
 
 
+def loaded(network: str, error_key: str):
+    """The network loaded at start-up under `network`, or 503 naming why there is none."""
+    value = current_app.extensions[network]
+    if value is None:
+        raise ApiError(None, f"no {network} loaded: {current_app.extensions[error_key]}", 503)
+    return value
+
+
 def generator():
-    """The generator loaded at start-up, or 503 naming why there is none."""
-    gen = current_app.extensions["generator"]
-    if gen is None:
-        raise ApiError(None, f"no generator loaded: {current_app.extensions['weights_error']}", 503)
-    return gen
+    return loaded("generator", "weights_error")
 
 
 def loaded_classifier():
-    """The classifier loaded at start-up, or 503 naming why there is none."""
-    clf = current_app.extensions["classifier"]
-    if clf is None:
-        raise ApiError(None, f"no classifier loaded: {current_app.extensions['classifier_error']}", 503)
-    return clf
+    return loaded("classifier", "classifier_error")
 
 
 def reading_json(probabilities: list[float]) -> dict:
