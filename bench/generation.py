@@ -4,7 +4,7 @@
     OPENBLAS_NUM_THREADS=1 taskset -c 0 python -m bench.generation   # one core, as a server thread
 
 The paths: "folded", the NumPy forward pass the web app serves (model/inference.py); "chainer",
-Chainer's forward with model/cpu_conv.py's kernels (training's); "chainer_kernels", Chainer's
+Chainer's forward with model/cpu_kernels.py's kernels (training's); "chainer_kernels", Chainer's
 forward with its own CPU convolutions. Prints one JSON object: the median of --repeats timed calls
 for each path and batch (after one untimed call), per call and per image, the folded path's
 largest difference from Chainer's, and PNG encoding of one picture at scale 1 and 10 (the page's
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import machine_info
-from model import cpu_conv
+from model import cpu_kernels
 from model.export import load_generator
 from model.images import png_bytes, to_uint8
 from model.inference import FoldedGenerator
@@ -59,8 +59,8 @@ def main() -> None:
 
     paths = {
         "folded": folded,
-        "chainer": chainer_path(cpu_conv.install),
-        "chainer_kernels": chainer_path(cpu_conv.uninstall),
+        "chainer": chainer_path(cpu_kernels.install),
+        "chainer_kernels": chainer_path(cpu_kernels.uninstall),
     }
     rng = np.random.default_rng(0)
     forward = {name: {} for name in paths}

@@ -18,7 +18,7 @@ import numpy as np
 from chainer.datasets import TupleDataset
 
 from bench.machine import machine_info
-from model import cpu_conv
+from model import cpu_kernels
 from training.cli import parse_args
 from training.trainer import build_trainer
 
@@ -37,7 +37,7 @@ def time_updates(args: argparse.Namespace, batchsize: int, device: chainer.backe
     flags = ["--batchsize", str(batchsize), "--gen-ch", str(args.gen_ch), "--dis-ch", str(args.dis_ch)]
     updater = build_trainer(parse_args([*flags, "--out", "/tmp/bench-train-speed"]), dataset, device).updater
     if args.kernels == "chainer":
-        cpu_conv.uninstall()  # build_trainer installed the fast ones
+        cpu_kernels.uninstall()  # build_trainer installed the fast ones
 
     for _ in range(args.warmup):
         updater.update()
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--gen-ch", type=int, default=128)
     parser.add_argument("--dis-ch", type=int, default=64)
     parser.add_argument(
-        "--kernels", choices=("fast", "chainer"), default="fast", help="CPU convolutions (model/cpu_conv.py)"
+        "--kernels", choices=("fast", "chainer"), default="fast", help="CPU kernels (model/cpu_kernels.py)"
     )
     args = parser.parse_args()
 

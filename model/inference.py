@@ -11,7 +11,7 @@ import chainer
 import numpy as np
 
 from model.classifier import Classifier
-from model.cpu_conv import convolve, deconvolve, tap_matrices
+from model.cpu_kernels import convolve, deconvolve, tap_matrices
 from model.net import IMAGE_SIZE, Generator
 
 HALF, QUARTER = IMAGE_SIZE // 2, IMAGE_SIZE // 4  # picture sides after and before the first deconvolution

@@ -16,7 +16,7 @@ from training.cli import build_parser, main, parse_args
 from training.data import IMAGES_MAGIC, TRAIN_IMAGES
 from training.extensions import EMA_WARMUP, GeneratorAverage, LinearDecay
 from training.trainer import build_trainer, decay_start, last_iteration
-from training.updater import hinge_discriminator_loss, hinge_generator_loss
+from training.updater import DeviceData, hinge_discriminator_loss, hinge_generator_loss
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
 
@@ -96,6 +96,15 @@ def test_a_gpu_run_follows_the_cpu_run_up_to_float_rounding(tmp_path):
             )
 
 
+def test_device_data_gathers_the_examples_at_the_indices_with_one_hot_labels():
+    dataset = tiny_dataset()
+    images, labels = DeviceData(dataset, chainer.get_device("@numpy")).batch([13, 0, 13])
+    np.testing.assert_array_equal(images, dataset._datasets[0][[13, 0, 13]])
+    np.testing.assert_array_equal(labels.argmax(axis=1), [3, 0, 3])
+    np.testing.assert_array_equal(labels.sum(axis=1), [1, 1, 1])
+    assert images.dtype == labels.dtype == np.float32
+
+
 def test_hinge_losses_on_known_logits():
     y_real, y_fake = np.array([2.0, 0.5], np.float32), np.array([-2.0, 0.5], np.float32)
     # D: mean(relu(1 - [2, 0.5])) + mean(relu(1 + [-2, 0.5])) = 0.25 + 0.75; G: -mean(y_fake)
@@ -110,8 +119,7 @@ def test_generator_step_uses_only_the_generator_loss(tmp_path):
     gen, dis = gen_optimizer.target, updater.get_optimizer("dis").target
     z = np.random.RandomState(1).uniform(-1, 1, (8, 100)).astype(np.float32)
     updater.sample_noise = lambda n, z_size: z
-    batch = updater.get_iterator("main").dataset[:8]
-    labels = np.eye(10, dtype=np.float32)[[digit for _, digit in batch]]
+    _, labels = updater.data.batch(np.arange(8))
     seen = {}
 
     def copy_dis(optimizer):  # D as G's step finds it: updated, its spectral norm vectors not yet moved on

@@ -12,7 +12,7 @@ import numpy as np
 from chainer.training import Trainer, extensions, triggers
 from PIL import Image
 
-from model import cpu_conv
+from model import cpu_kernels
 from model.export import save_generator
 from model.files import atomic_write
 from model.net import Generator, ProjectionDiscriminator
@@ -26,7 +26,7 @@ from training.extensions import (
     preview,
     preview_grid,
 )
-from training.updater import ConditionalGANUpdater
+from training.updater import ConditionalGANUpdater, DeviceData
 
 COMMUNICATORS = ("naive", "pure_nccl")  # ChainerMN's names: CPU processes, or one GPU per process
 
@@ -57,7 +57,7 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     process trains on its shard, and rank 0 alone reports, previews, snapshots and exports.
     """
     np.random.seed(args.seed)
-    cpu_conv.install()  # same results up to float rounding, 1.5x the CPU throughput (bench/train_speed.py)
+    cpu_kernels.install()  # same results up to float rounding, 1.5x the CPU throughput (bench/train_speed.py)
     gen = Generator(ch=args.gen_ch, label_bn=True)  # conditional batch norm measured best (experiments.md)
     dis = ProjectionDiscriminator(ch=args.dis_ch)
     if comm is not None:
@@ -74,11 +74,12 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     # equal random states: rank 0's snapshot then resumes every process.
     shard = dataset if comm is None else distributed.shard(dataset, comm)
     rng = np.random.RandomState(args.seed)
+    data = DeviceData(shard, device)
     iterator = chainer.iterators.SerialIterator(
-        shard, args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng)
+        np.arange(len(data)), args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng)
     )
     process = {} if comm is None else {"rank": comm.rank, "size": comm.size}
-    updater = ConditionalGANUpdater(iterator, *optimizers, device=device, rng=rng, **process)
+    updater = ConditionalGANUpdater(iterator, data, *optimizers, device=device, rng=rng, **process)
     trainer = Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
     end = last_iteration(args, len(shard))
     trainer.extend(LinearDecay(args.lr, decay_start(args, end), end))

@@ -18,8 +18,31 @@ def hinge_generator_loss(y_fake: chainer.Variable) -> chainer.Variable:
     return -F.mean(y_fake)
 
 
+class DeviceData:
+    """The training images and their one-hot labels, sent to the device once.
+
+    Batches are gathered there by index, so an iteration moves only the batch's indices and noise
+    to a GPU, not its images, and builds no per-example Python objects.
+    """
+
+    def __init__(self, dataset, device: chainer.backend.Device):
+        images, digits = chainer.dataset.concat_examples(dataset[: len(dataset)])
+        self.images = device.send(images)
+        self.labels = device.send(np.eye(N_CLASSES, dtype=np.float32)[digits])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices) -> tuple:
+        """(images, one-hot labels) of the examples at `indices`, on the device."""
+        at = chainer.backend.get_array_module(self.images).asarray(np.asarray(indices, dtype=np.int32))
+        return self.images[at], self.labels[at]
+
+
 class ConditionalGANUpdater(training.updaters.StandardUpdater):
     """One D step, then one G step on the same batch, both with the hinge loss.
+
+    The iterator yields indices into `data` (a DeviceData), in the order Chainer's shuffling picks.
 
     D's step sees the fake images detached from G; G's step uses the same fake images and labels.
     Each optimizer's update() clears its own gradients first, so G's step uses only G's loss.
@@ -33,6 +56,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     def __init__(
         self,
         iterator,
+        data: DeviceData,
         gen_optimizer,
         dis_optimizer,
         device,
@@ -41,6 +65,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         size: int = 1,
     ):
         super().__init__(iterator, {"gen": gen_optimizer, "dis": dis_optimizer}, device=device)
+        self.data = data
         self.rng = rng
         self.rank = rank
         self.size = size
@@ -63,9 +88,8 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         gen_optimizer = self.get_optimizer("gen")
         dis_optimizer = self.get_optimizer("dis")
         gen, dis = gen_optimizer.target, dis_optimizer.target
-        x_real, digits = self.converter(self.get_iterator("main").next(), self.device)
-        labels = self.device.xp.eye(N_CLASSES, dtype=np.float32)[digits]
-        z = self.device.send(self.sample_noise(len(digits), gen.z_size))
+        x_real, labels = self.data.batch(self.get_iterator("main").next())
+        z = self.device.send(self.sample_noise(len(labels), gen.z_size))
 
         x_fake = gen(z, labels)
         y_real = dis(x_real, labels)

@@ -1,11 +1,11 @@
-"""model/cpu_conv.py gives Chainer's own results: outputs and every gradient, for several shapes."""
+"""model/cpu_kernels.py gives Chainer's own results: outputs and every gradient, for several shapes."""
 
 import chainer
 import chainer.functions as F
 import numpy as np
 import pytest
 
-from model import cpu_conv
+from model import cpu_kernels
 
 CASES = [  # n, c, h, w, out_c, kernel, stride, pad: the cDCGAN's layers first, then odd ones
     (4, 11, 28, 28, 64, 4, 2, 1),
@@ -32,12 +32,39 @@ def test_fast_kernels_match_chainers_convolution_and_deconvolution(case):
     shapes = [(n, c, h, w), (out_c, c, k, k), (out_c,), (n, out_c, h, w), (out_c, c, k, k)]
     arrays = [rng.randn(*shape).astype(np.float32) for shape in shapes]
     try:
-        cpu_conv.uninstall()
+        cpu_kernels.uninstall()
         expected = outputs_and_gradients(arrays, stride, pad)
-        cpu_conv.install()
+        cpu_kernels.install()
         got = outputs_and_gradients(arrays, stride, pad)
     finally:
-        cpu_conv.install()
+        cpu_kernels.install()
     for want, have in zip(expected, got, strict=True):
         assert have.shape == want.shape and have.dtype == want.dtype
         np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def leaky_outputs_and_gradients(x: np.ndarray, w: np.ndarray, slope: float) -> list[np.ndarray]:
+    """Output, input gradient of sum(y * w), and that gradient's own gradient with respect to w."""
+    v, weights = chainer.Variable(x.copy()), chainer.Variable(w.copy())
+    y = F.leaky_relu(v, slope)
+    (gx,) = chainer.grad([F.sum(y * weights)], [v], enable_double_backprop=True)
+    F.sum(gx * gx).backward()
+    return [y.array, gx.array, weights.grad]
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2, 1.0, -0.5, 2.0])
+def test_fast_leaky_relu_is_bitwise_chainers(slope):
+    rng = np.random.RandomState(1)
+    x = rng.randn(3, 5, 7, 7).astype(np.float32)
+    x[0, 0, 0, :3] = [0.0, -0.0, 1e-30]
+    w = rng.randn(*x.shape).astype(np.float32)
+    try:
+        cpu_kernels.uninstall()
+        expected = leaky_outputs_and_gradients(x, w, slope)
+        cpu_kernels.install()
+        got = leaky_outputs_and_gradients(x, w, slope)
+    finally:
+        cpu_kernels.install()
+    for want, have in zip(expected, got, strict=True):
+        assert have.dtype == want.dtype
+        np.testing.assert_array_equal(have, want)

@@ -1,4 +1,4 @@
-"""Faster NumPy kernels for Chainer's 2-D convolutions on the CPU; same parameters, same results.
+"""Faster NumPy kernels for Chainer's 2-D convolutions and leaky ReLU on the CPU; same results.
 
 Chainer's CPU convolution builds im2col columns as (n, c, kh, kw, oh, ow) with one tiny strided copy
 per row of output pixels, then `tensordot` transposes them into yet another copy, and the answer is
@@ -11,15 +11,21 @@ extra columns (the phase plane's width) that are computed and dropped, or zero i
 `install()` swaps these kernels into Chainer's Convolution2D, its weight gradient and
 Deconvolution2D (which is also the convolution's input gradient) for the common case: no dilation,
 no cover_all, one group. Anything else, and every GPU array, keeps Chainer's own code.
+
+Chainer's leaky ReLU scales the negative entries through a boolean mask, a gather and a scatter;
+for a slope in [0, 1] the same numbers are max(x, slope * x) forward and a select backward.
 """
 
 import numpy as np
+from chainer.functions.activation import leaky_relu
 from chainer.functions.connection import convolution_2d, deconvolution_2d
 
 _ORIGINAL = {
     "conv": convolution_2d.Convolution2DFunction._forward_cpu_core,
     "grad_w": convolution_2d.Convolution2DGradW._forward_cpu_core,
     "deconv": deconvolution_2d.Deconvolution2DFunction._forward_cpu_core,
+    "leaky_relu": leaky_relu.LeakyReLU.forward_cpu,
+    "leaky_relu_grad": leaky_relu._LeakyReLUGrad.forward_cpu,
 }
 
 
@@ -121,6 +127,23 @@ def deconvolve(x: np.ndarray, taps: np.ndarray, b, stride: tuple, pad: tuple, ou
     return y
 
 
+def leaky_relu_forward(self, inputs):
+    """LeakyReLU on the CPU: the output, kept for the gradient as Chainer keeps it."""
+    if not 0 <= self.slope <= 1 or leaky_relu.intel64.should_use_ideep(">=auto"):
+        return _ORIGINAL["leaky_relu"](self, inputs)
+    (x,) = inputs
+    self.retain_outputs((0,))
+    return (np.maximum(x, x * self.slope),)
+
+
+def leaky_relu_gradient(self, inputs):
+    """The leaky ReLU's input gradient on the CPU; `cond` is the retained output."""
+    if not 0 <= self.slope <= 1 or leaky_relu.intel64.should_use_ideep(">=auto"):
+        return _ORIGINAL["leaky_relu_grad"](self, inputs)
+    (gy,) = inputs
+    return (np.where(self.cond > 0, gy, gy * self.slope),)
+
+
 def _handled(function) -> bool:
     """The case these kernels cover; iDeep, dilation and cover_all stay with Chainer."""
     return (
@@ -131,10 +154,12 @@ def _handled(function) -> bool:
 
 
 def install() -> None:
-    """Use these kernels for every CPU convolution from now on (idempotent)."""
+    """Use these kernels for every CPU convolution and leaky ReLU from now on (idempotent)."""
     convolution_2d.Convolution2DFunction._forward_cpu_core = conv_forward
     convolution_2d.Convolution2DGradW._forward_cpu_core = conv_grad_w
     deconvolution_2d.Deconvolution2DFunction._forward_cpu_core = deconv_forward
+    leaky_relu.LeakyReLU.forward_cpu = leaky_relu_forward
+    leaky_relu._LeakyReLUGrad.forward_cpu = leaky_relu_gradient
 
 
 def uninstall() -> None:
@@ -142,3 +167,5 @@ def uninstall() -> None:
     convolution_2d.Convolution2DFunction._forward_cpu_core = _ORIGINAL["conv"]
     convolution_2d.Convolution2DGradW._forward_cpu_core = _ORIGINAL["grad_w"]
     deconvolution_2d.Deconvolution2DFunction._forward_cpu_core = _ORIGINAL["deconv"]
+    leaky_relu.LeakyReLU.forward_cpu = _ORIGINAL["leaky_relu"]
+    leaky_relu._LeakyReLUGrad.forward_cpu = _ORIGINAL["leaky_relu_grad"]
