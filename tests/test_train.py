@@ -197,7 +197,7 @@ def test_generator_json_holds_the_whole_recipe_and_the_device(mnist_folder, unin
         "discriminator": "projection",
         "discriminator_ch": 8,
         "loss": "hinge",
-        "ema_decay": 0.99,
+        "ema_decay": 0.999,
         "ema_warmup": EMA_WARMUP,
         "device": "@numpy",
     }
@@ -215,7 +215,7 @@ def test_the_defaults_are_the_shipped_recipe_for_any_data_size():
     args = parse_args([])
     end = last_iteration(args, 60_000)
     assert (end, decay_start(args, end)) == (15_000, 10_000)
-    assert (args.batchsize, args.lr, args.beta1, args.ema, args.seed) == (64, 2e-4, 0.0, 0.99, 0)
+    assert (args.batchsize, args.lr, args.beta1, args.ema, args.seed) == (64, 2e-4, 0.0, 0.999, 0)
     assert (args.gen_ch, args.dis_ch) == (128, 64)
     assert args.snapshot_interval is None, "a snapshot every epoch, whatever the data size"
     assert "weights/generator.npz" in build_parser().format_help()
@@ -388,7 +388,7 @@ def test_export_writes_the_generator_and_a_preview(mnist_folder, tmp_path):
 
 @pytest.mark.parametrize(
     ("flags", "snapshot_prefix", "ema_decay"),
-    [((), "extensions/GeneratorAverage/averaged/", 0.99), (("--ema", "0"), "updater/model:gen/", 0.0)],
+    [((), "extensions/GeneratorAverage/averaged/", 0.999), (("--ema", "0"), "updater/model:gen/", 0.0)],
 )
 def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training(
     mnist_folder, uninterrupted, tmp_path, flags, snapshot_prefix, ema_decay

@@ -96,9 +96,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument(
         "--ema",
         type=unit_float,
-        default=0.99,
+        default=0.999,
         help="decay of the generator weights' moving average, which is what gets previewed and "
-        "exported (default 0.99; 0 = the last iterate); update t = 1, 2, ... uses min(EMA, "
+        "exported (default 0.999; 0 = the last iterate); update t = 1, 2, ... uses min(EMA, "
         "(1 + t) / (10 + t)), so that short runs and early previews average too",
     )
     parser.add_argument(
