@@ -57,7 +57,7 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     process trains on its shard, and rank 0 alone reports, previews, snapshots and exports.
     """
     np.random.seed(args.seed)
-    cpu_kernels.install()  # same results up to float rounding, 1.5x the CPU throughput (bench/train_speed.py)
+    cpu_kernels.install()  # Chainer's results up to float rounding, 1.3-1.5x as fast (bench/train_speed.py)
     gen = Generator(ch=args.gen_ch, label_bn=True)  # conditional batch norm measured best (experiments.md)
     dis = ProjectionDiscriminator(ch=args.dis_ch)
     if comm is not None:
