@@ -127,9 +127,14 @@ def deconvolve(x: np.ndarray, taps: np.ndarray, b, stride: tuple, pad: tuple, ou
     return y
 
 
+def _leaky_handled(function) -> bool:
+    """The case the leaky ReLU kernels cover: a slope in [0, 1], without iDeep."""
+    return 0 <= function.slope <= 1 and not leaky_relu.intel64.should_use_ideep(">=auto")
+
+
 def leaky_relu_forward(self, inputs):
     """LeakyReLU on the CPU: the output, kept for the gradient as Chainer keeps it."""
-    if not 0 <= self.slope <= 1 or leaky_relu.intel64.should_use_ideep(">=auto"):
+    if not _leaky_handled(self):
         return _ORIGINAL["leaky_relu"](self, inputs)
     (x,) = inputs
     self.retain_outputs((0,))
@@ -138,7 +143,7 @@ def leaky_relu_forward(self, inputs):
 
 def leaky_relu_gradient(self, inputs):
     """The leaky ReLU's input gradient on the CPU; `cond` is the retained output."""
-    if not 0 <= self.slope <= 1 or leaky_relu.intel64.should_use_ideep(">=auto"):
+    if not _leaky_handled(self):
         return _ORIGINAL["leaky_relu_grad"](self, inputs)
     (gy,) = inputs
     return (np.where(self.cond > 0, gy, gy * self.slope),)

@@ -1,5 +1,7 @@
 """model/cpu_kernels.py gives Chainer's own results: outputs and every gradient, for several shapes."""
 
+from collections.abc import Callable
+
 import chainer
 import chainer.functions as F
 import numpy as np
@@ -17,6 +19,18 @@ CASES = [  # n, c, h, w, out_c, kernel, stride, pad: the cDCGAN's layers first, 
 ]
 
 
+def chainers_and_ours(compute: Callable[[], list[np.ndarray]]) -> tuple[list, list]:
+    """compute() with Chainer's own CPU kernels, then with these; these stay installed after."""
+    try:
+        cpu_kernels.uninstall()
+        expected = compute()
+        cpu_kernels.install()
+        got = compute()
+    finally:
+        cpu_kernels.install()
+    return expected, got
+
+
 def outputs_and_gradients(arrays, stride: int, pad: int) -> list[np.ndarray]:
     x, W, b, xd, Wd = (chainer.Variable(a.copy()) for a in arrays)
     y = F.convolution_2d(x, W, b, stride, pad)
@@ -31,13 +45,7 @@ def test_fast_kernels_match_chainers_convolution_and_deconvolution(case):
     rng = np.random.RandomState(0)
     shapes = [(n, c, h, w), (out_c, c, k, k), (out_c,), (n, out_c, h, w), (out_c, c, k, k)]
     arrays = [rng.randn(*shape).astype(np.float32) for shape in shapes]
-    try:
-        cpu_kernels.uninstall()
-        expected = outputs_and_gradients(arrays, stride, pad)
-        cpu_kernels.install()
-        got = outputs_and_gradients(arrays, stride, pad)
-    finally:
-        cpu_kernels.install()
+    expected, got = chainers_and_ours(lambda: outputs_and_gradients(arrays, stride, pad))
     for want, have in zip(expected, got, strict=True):
         assert have.shape == want.shape and have.dtype == want.dtype
         np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
@@ -58,13 +66,7 @@ def test_fast_leaky_relu_is_bitwise_chainers(slope):
     x = rng.randn(3, 5, 7, 7).astype(np.float32)
     x[0, 0, 0, :3] = [0.0, -0.0, 1e-30]
     w = rng.randn(*x.shape).astype(np.float32)
-    try:
-        cpu_kernels.uninstall()
-        expected = leaky_outputs_and_gradients(x, w, slope)
-        cpu_kernels.install()
-        got = leaky_outputs_and_gradients(x, w, slope)
-    finally:
-        cpu_kernels.install()
+    expected, got = chainers_and_ours(lambda: leaky_outputs_and_gradients(x, w, slope))
     for want, have in zip(expected, got, strict=True):
         assert have.dtype == want.dtype
         np.testing.assert_array_equal(have, want)
