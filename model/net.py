@@ -81,7 +81,7 @@ class ProjectionDiscriminator(chainer.Chain):
     no batch norm. A soft label's embedding is the same mixture of the digits' embeddings.
     """
 
-    def __init__(self, ch: int = 64, n_classes: int = N_CLASSES):
+    def __init__(self, ch: int = 64, n_classes: int = N_CLASSES, classifier: bool = False):
         super().__init__()
         self.ch = ch
         self.n_classes = n_classes
@@ -92,10 +92,19 @@ class ProjectionDiscriminator(chainer.Chain):
             self.c2 = L.Convolution2D(ch, ch * 2, 4, 2, 1, initialW=w)
             self.fc = L.Linear(features, 1, initialW=w)
             self.embed = L.Linear(n_classes, features, nobias=True, initialW=w)
+            if classifier:
+                self.classes = L.Linear(features, n_classes, initialW=w)
         for link in self.children():
             link.add_hook(SpectralNormalization())
 
-    def forward(self, x, labels):
+    def features(self, x):
+        """The image's features, which the logit and the class head share."""
         h = F.leaky_relu(self.c1(x), 0.2)
-        h = F.reshape(F.leaky_relu(self.c2(h), 0.2), (len(x), -1))
+        return F.reshape(F.leaky_relu(self.c2(h), 0.2), (len(x), -1))
+
+    def judge(self, h, labels):
+        """The logit of features `h` under `labels`."""
         return self.fc(h)[:, 0] + F.sum(self.embed(labels) * h, axis=1)
+
+    def forward(self, x, labels):
+        return self.judge(self.features(x), labels)

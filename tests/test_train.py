@@ -16,7 +16,7 @@ from training.cli import build_parser, main, parse_args
 from training.data import IMAGES_MAGIC, TRAIN_IMAGES
 from training.extensions import EMA_WARMUP, GeneratorAverage, LinearDecay
 from training.trainer import build_trainer, decay_start, last_iteration
-from training.updater import DeviceData, hinge_discriminator_loss, hinge_generator_loss
+from training.updater import DeviceData, class_loss, hinge_discriminator_loss, hinge_generator_loss
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
 
@@ -112,9 +112,18 @@ def test_hinge_losses_on_known_logits():
     assert float(hinge_generator_loss(y_fake).array) == pytest.approx(0.75)
 
 
-def test_generator_step_uses_only_the_generator_loss(tmp_path):
-    """G's gradients equal those of the hinge G loss of D(G(z)) alone: nothing of D's loss leaks in."""
-    updater = tiny_trainer(tmp_path).updater
+def test_class_loss_is_the_cross_entropy_of_the_labels():
+    logits = np.log(np.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]], np.float32))
+    labels = np.array([[1, 0, 0], [0.5, 0, 0.5]], np.float32)
+    expected = -(np.log(0.5) + 0.5 * np.log(0.1) + 0.5 * np.log(0.8)) / 2
+    assert float(class_loss(logits, labels).array) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("class_weight", [0.0, 0.5])
+def test_generator_step_uses_only_the_generator_loss(tmp_path, class_weight):
+    """G's gradients equal those of the hinge G loss of D(G(z)), plus the weighted class loss of D's
+    class head where there is one, alone: nothing of D's loss leaks in."""
+    updater = tiny_trainer(tmp_path, "--class-weight", str(class_weight)).updater
     gen_optimizer = updater.get_optimizer("gen")
     gen, dis = gen_optimizer.target, updater.get_optimizer("dis").target
     z = np.random.RandomState(1).uniform(-1, 1, (8, 100)).astype(np.float32)
@@ -128,7 +137,11 @@ def test_generator_step_uses_only_the_generator_loss(tmp_path):
     def check_gradients(optimizer):  # runs after backward, before the weights move
         gen_alone = copy.deepcopy(gen)
         gen_alone.cleargrads()
-        hinge_generator_loss(seen["dis"](gen_alone(z, labels), labels)).backward()
+        features = seen["dis"].features(gen_alone(z, labels))
+        loss = hinge_generator_loss(seen["dis"].judge(features, labels))
+        if class_weight:
+            loss += class_weight * class_loss(seen["dis"].classes(features), labels)
+        loss.backward()
         seen["expected"] = {name: p.grad.copy() for name, p in gen_alone.namedparams()}
         seen["actual"] = {name: p.grad.copy() for name, p in gen.namedparams()}
 
@@ -197,6 +210,7 @@ def test_generator_json_holds_the_whole_recipe_and_the_device(mnist_folder, unin
         "discriminator": "projection",
         "discriminator_ch": 8,
         "loss": "hinge",
+        "class_weight": 0.0,
         "ema_decay": 0.999,
         "ema_warmup": EMA_WARMUP,
         "device": "@numpy",

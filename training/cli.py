@@ -111,6 +111,13 @@ def build_parser() -> OneLineParser:
         help="channel width of the projection discriminator (default 64)",
     )
     parser.add_argument(
+        "--class-weight",
+        type=fraction,
+        default=0.0,
+        help="weight of a class head on the discriminator, trained on real digits, whose "
+        "cross-entropy on the fakes joins the generator's loss (default 0: none)",
+    )
+    parser.add_argument(
         "--communicator",
         choices=COMMUNICATORS,
         default=None,

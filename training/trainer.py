@@ -59,7 +59,7 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     np.random.seed(args.seed)
     cpu_kernels.install()  # Chainer's results up to float rounding, 1.3-1.5x as fast (bench/train_speed.py)
     gen = Generator(ch=args.gen_ch, label_bn=True)  # conditional batch norm measured best (experiments.md)
-    dis = ProjectionDiscriminator(ch=args.dis_ch)
+    dis = ProjectionDiscriminator(ch=args.dis_ch, classifier=args.class_weight > 0)
     if comm is not None:
         from training import distributed  # only here: a single process needs neither ChainerMN nor MPI
     gen.to_device(device)
@@ -79,7 +79,9 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
         np.arange(len(data)), args.batchsize, order_sampler=chainer.iterators.ShuffleOrderSampler(rng)
     )
     process = {} if comm is None else {"rank": comm.rank, "size": comm.size}
-    updater = ConditionalGANUpdater(iterator, data, *optimizers, device=device, rng=rng, **process)
+    updater = ConditionalGANUpdater(
+        iterator, data, *optimizers, device=device, rng=rng, class_weight=args.class_weight, **process
+    )
     trainer = Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
     end = last_iteration(args, len(shard))
     trainer.extend(LinearDecay(args.lr, decay_start(args, end), end))
@@ -166,6 +168,7 @@ def run_info(args: argparse.Namespace, dataset, device: chainer.backend.Device, 
         "discriminator": "projection",
         "discriminator_ch": args.dis_ch,
         "loss": "hinge",  # the only one the updater has, named for those who compare recipes
+        "class_weight": args.class_weight,
         "ema_decay": args.ema,
         "ema_warmup": EMA_WARMUP,
         "device": str(device),

@@ -18,6 +18,11 @@ def hinge_generator_loss(y_fake: chainer.Variable) -> chainer.Variable:
     return -F.mean(y_fake)
 
 
+def class_loss(class_logits: chainer.Variable, labels) -> chainer.Variable:
+    """Cross-entropy of the discriminator's class head against (one-hot or soft) labels, batch mean."""
+    return -F.sum(labels * F.log_softmax(class_logits)) / len(labels)
+
+
 class DeviceData:
     """The training images and their one-hot labels, sent to the device once.
 
@@ -45,6 +50,8 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     The iterator yields indices into `data` (a DeviceData), in the order Chainer's shuffling picks.
 
     D's step sees the fake images detached from G; G's step uses the same fake images and labels.
+    With a class weight, D also has a class head (an auxiliary classifier, as in AC-GAN) trained on
+    the real images, and G's loss adds that head's cross-entropy on its fakes.
     Each optimizer's update() clears its own gradients first, so G's step uses only G's loss.
     Noise comes from `rng`, whose state is saved in snapshots so that a resumed
     run draws exactly the noise an uninterrupted run would.
@@ -63,8 +70,10 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         rng: np.random.RandomState,
         rank: int = 0,
         size: int = 1,
+        class_weight: float = 0.0,
     ):
         super().__init__(iterator, {"gen": gen_optimizer, "dis": dis_optimizer}, device=device)
+        self.class_weight = class_weight
         self.data = data
         self.rng = rng
         self.rank = rank
@@ -92,14 +101,22 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         z = self.device.send(self.sample_noise(len(labels), gen.z_size))
 
         x_fake = gen(z, labels)
-        y_real = dis(x_real, labels)
-        y_fake = dis(x_fake.array, labels)
-        dis_optimizer.update(self._reported, dis, hinge_discriminator_loss, y_real, y_fake)
-        gen_optimizer.update(self._reported, gen, hinge_generator_loss, dis(x_fake, labels))
+        h_real = dis.features(x_real)
+        dis_loss = hinge_discriminator_loss(dis.judge(h_real, labels), dis(x_fake.array, labels))
+        dis_optimizer.update(self._reported, dis, self._with_classes(dis_loss, dis, h_real, labels))
+        h_fake = dis.features(x_fake)
+        gen_loss = hinge_generator_loss(dis.judge(h_fake, labels))
+        gen_optimizer.update(self._reported, gen, self._with_classes(gen_loss, dis, h_fake, labels))
+
+    def _with_classes(self, loss: chainer.Variable, dis, h, labels) -> chainer.Variable:
+        """`loss` plus, with a class weight, that much of the class head's loss on features `h`:
+        D learns to name the digits of real images, G to draw digits that D names as asked."""
+        if not self.class_weight:
+            return loss
+        return loss + self.class_weight * class_loss(dis.classes(h), labels)
 
     @staticmethod
-    def _reported(observer, lossfun, *logits):
-        loss = lossfun(*logits)
+    def _reported(observer, loss):
         chainer.report({"loss": loss}, observer)
         return loss
 
