@@ -68,31 +68,36 @@ def sweep(
 def frechet_spread(
     gen: chainer.Chain,
     clf: Classifier,
-    first_set: np.ndarray,
+    first_set: tuple[np.ndarray, np.ndarray],
     real_halves: tuple[np.ndarray, np.ndarray],
     references: tuple[float, float],
     repeats: int,
     batchsize: int,
 ) -> dict:
-    """The Fréchet ratio of `repeats` disjoint seed sets, each against both real halves' features.
+    """The Fréchet ratio of `repeats` disjoint seed sets, each against both real halves' features,
+    and the per-class accuracy over all their images (`repeats` times the images of one set, so
+    that candidates compare on more than one set's few hundred images per digit).
 
     Each distance is divided by the training images' distance to the same half (`references`).
-    Set 0 is `first_set` (the features of seeds 0..k-1 of every digit); set r draws seeds
-    r·MAX_PER_CLASS .. r·MAX_PER_CLASS + k - 1, apart from every seed the rest of the evaluation uses.
+    Set 0 is `first_set` (the probabilities and features of seeds 0..k-1 of every digit, digit by
+    digit); set r draws seeds r·MAX_PER_CLASS .. r·MAX_PER_CLASS + k - 1, apart from every seed
+    the rest of the evaluation uses.
     """
-    k = len(first_set) // N_CLASSES
+    k = len(first_set[0]) // N_CLASSES
     digits = np.repeat(np.arange(N_CLASSES), k)
     sets = [first_set]
     for r in range(1, repeats):
         seeds = r * MAX_PER_CLASS + np.tile(np.arange(k), N_CLASSES)
-        sets.append(generated_outputs(gen, clf, one_hot(digits), seeds, batchsize)[1])
+        sets.append(generated_outputs(gen, clf, one_hot(digits), seeds, batchsize))
     ratios = np.array(
         [
-            metrics.frechet_distance_of(f, real) / reference
-            for f in sets
+            metrics.frechet_distance_of(features, real) / reference
+            for _, features in sets
             for real, reference in zip(real_halves, references, strict=True)
         ]
     )
+    predicted = np.concatenate([probs.argmax(axis=1) for probs, _ in sets])
+    accuracy = metrics.per_class_accuracy(predicted, np.tile(digits, repeats))
     return {
         "seed_sets": repeats,
         "ratios": ratios.round(3).tolist(),
@@ -100,6 +105,12 @@ def frechet_spread(
         "sd": round(float(ratios.std(ddof=1)), 3),
         "min": round(float(ratios.min()), 3),
         "max": round(float(ratios.max()), 3),
+        "accuracy": {
+            "per_class": accuracy.round(4).tolist(),
+            "mean": round(float(accuracy.mean()), 4),
+            "min": round(float(accuracy.min()), 4),
+            "images_per_class": k * repeats,
+        },
         "note": f"set r: seeds r*{MAX_PER_CLASS}..r*{MAX_PER_CLASS}+k-1 of every digit (set 0: seeds "
         "0..k-1); ratios in order set 0 vs half A, set 0 vs half B, set 1 vs half A, ...; each over "
         "the training images' distance to that half",
@@ -157,7 +168,13 @@ def evaluate_generator(
     if repeats > 1 and reference > 0:  # a ratio needs a reference, as "ratio" below
         references = (reference, metrics.frechet_distance_of(train_features, halves[1][0]))
         extra["spread"] = frechet_spread(
-            gen, clf, gen_features[generated_k], (halves[0][0], halves[1][0]), references, repeats, batchsize
+            gen,
+            clf,
+            (gen_probs[generated_k], gen_features[generated_k]),
+            (halves[0][0], halves[1][0]),
+            references,
+            repeats,
+            batchsize,
         )
 
     gen_diversity = metrics.class_diversity(gen_features, digits)
@@ -268,6 +285,11 @@ def table(report: dict) -> str:
         lines.append(
             f"Fréchet ratio over {spread['seed_sets']} seed sets x 2 real halves: mean {spread['mean']}, "
             f"sd {spread['sd']}, range {spread['min']}..{spread['max']}"
+        )
+        pooled = spread["accuracy"]
+        lines.append(
+            f"accuracy over those seed sets ({pooled['images_per_class']} images per class): mean "
+            f"{100 * pooled['mean']:.2f}%, min {100 * pooled['min']:.2f}%"
         )
     for s in report["sweeps"]:
         lines.append(

@@ -232,3 +232,19 @@ def test_repeats_measure_the_frechet_ratio_on_disjoint_seed_sets(classifier, rea
     assert max(spread["ratios"]) < 2  # every set of a perfect generator scores about like the training data
     assert spread["min"] <= spread["mean"] <= spread["max"] and spread["sd"] > 0
     assert "spread" not in run(generator, classifier, real, training, **options)["frechet"]
+
+
+def test_repeats_pool_the_accuracy_of_all_their_seed_sets(classifier, real, training):
+    """Sevens drawn from seeds 100 and up look like ones: the report's own seeds never reach them,
+    the other seed sets do, and the pooled accuracy counts them."""
+    images, _ = synthetic_set(150, seed=6)
+    pool = images.reshape(N_CLASSES, 150, 1, 28, 28).copy()
+    pool[7, 100:] = pool[1, 100:]
+    report = run(
+        PoolGenerator(pool, strongest), classifier, real, training, repeats=3, sweep_steps=3, sweep_seeds=2
+    )
+    pooled = report["frechet"]["spread"]["accuracy"]
+    assert pooled["images_per_class"] == 3 * report["frechet"]["images_per_class"]
+    assert report["accuracy"]["per_class"][7] > 0.95
+    assert 0.5 < pooled["per_class"][7] < 0.95
+    assert pooled["min"] == pooled["per_class"][7] and pooled["per_class"][0] > 0.95

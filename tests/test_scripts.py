@@ -81,7 +81,9 @@ def test_evaluate_repeats_print_the_spread_of_the_frechet_ratio(
     args = evaluate_args(generator_dir, classifier_dir, mnist_folder, tmp_path / "r.json")
     assert evaluate_cli.main([*args, "--repeats", "2"]) == 0
     assert len(json.loads((tmp_path / "r.json").read_text())["frechet"]["spread"]["ratios"]) == 4
-    assert "Fréchet ratio over 2 seed sets x 2 real halves: mean " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Fréchet ratio over 2 seed sets x 2 real halves: mean " in out
+    assert "accuracy over those seed sets (" in out
 
 
 def listed_flags(help_text: str) -> set[str]:
