@@ -42,8 +42,8 @@ def build_parser() -> OneLineParser:
         "--batchsize",
         "-b",
         type=positive_int,
-        default=64,
-        help="images per batch (per process under MPI; default 64)",
+        default=32,
+        help="images per batch (per process under MPI; default 32)",
     )
     parser.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate (default 2e-4)")
     parser.add_argument("--beta1", type=unit_float, default=0.0, help="Adam beta1 (default 0)")
@@ -113,9 +113,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument(
         "--class-weight",
         type=fraction,
-        default=0.0,
+        default=0.3,
         help="weight of a class head on the discriminator, trained on real digits, whose "
-        "cross-entropy on the fakes joins the generator's loss (default 0: none)",
+        "cross-entropy on the fakes joins the generator's loss (default 0.3; 0: no head)",
     )
     parser.add_argument(
         "--communicator",
