@@ -210,7 +210,7 @@ def test_generator_json_holds_the_whole_recipe_and_the_device(mnist_folder, unin
         "discriminator": "projection",
         "discriminator_ch": 8,
         "loss": "hinge",
-        "class_weight": 0.3,
+        "class_weight": 0.1,
         "ema_decay": 0.999,
         "ema_warmup": EMA_WARMUP,
         "device": "@numpy",
@@ -230,7 +230,7 @@ def test_the_defaults_are_the_shipped_recipe_for_any_data_size():
     end = last_iteration(args, 60_000)
     assert (end, decay_start(args, end)) == (30_000, 20_000)
     assert (args.batchsize, args.lr, args.beta1, args.ema, args.seed) == (32, 2e-4, 0.0, 0.999, 0)
-    assert args.class_weight == 0.3
+    assert args.class_weight == 0.1
     assert (args.gen_ch, args.dis_ch) == (128, 64)
     assert args.snapshot_interval is None, "a snapshot every epoch, whatever the data size"
     assert "weights/generator.npz" in build_parser().format_help()

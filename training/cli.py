@@ -113,9 +113,9 @@ def build_parser() -> OneLineParser:
     parser.add_argument(
         "--class-weight",
         type=fraction,
-        default=0.3,
+        default=0.1,
         help="weight of a class head on the discriminator, trained on real digits, whose "
-        "cross-entropy on the fakes joins the generator's loss (default 0.3; 0: no head)",
+        "cross-entropy on the fakes joins the generator's loss (default 0.1; 0: no head)",
     )
     parser.add_argument(
         "--communicator",
