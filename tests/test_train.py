@@ -31,15 +31,6 @@ def tiny_trainer(tmp_path, *flags: str, device: str = "@numpy"):
     return build_trainer(args, tiny_dataset(), chainer.get_device(device))
 
 
-def rates_used(trainer) -> dict:
-    """Runs `trainer` and returns each optimizer's Adam alpha at each of its updates, by name."""
-    used = {name: [] for name in trainer.updater.get_all_optimizers()}
-    for name, optimizer in trainer.updater.get_all_optimizers().items():
-        optimizer.add_hook(lambda optimizer, rates=used[name]: rates.append(optimizer.alpha), name="rate")
-    trainer.run()
-    return used
-
-
 def params(link, field: str = "array") -> dict:
     """Copies of the link's weights (or with field="grad" their gradients), on the CPU."""
     return {
@@ -213,7 +204,6 @@ def test_generator_json_holds_the_whole_recipe_and_the_device(mnist_folder, unin
         "seed": 0,
         "batchsize": 8,
         "lr": 2e-4,
-        "dis_lr": 2e-4,
         "beta1": 0.0,
         "lr_decay_start": 2 / 3,
         "lr_decay_start_iteration": 5,  # round(2/3 * 8)
@@ -290,14 +280,14 @@ def test_a_snapshot_of_other_networks_is_one_line(mnist_folder, uninterrupted, t
 
 
 def test_linear_decay_holds_the_rate_until_its_start_then_lowers_it_to_zero_at_the_end():
-    decay = LinearDecay({"gen": 2e-4}, start=100, end=300)
-    shares = [decay.share(iteration) for iteration in (0, 100, 200, 299, 300, 400)]
-    assert shares == pytest.approx([1, 1, 0.5, 0.005, 0, 0])
+    decay = LinearDecay(2e-4, start=100, end=300)
+    rates = [decay.rate(iteration) for iteration in (0, 100, 200, 299, 300, 400)]
+    assert rates == pytest.approx([2e-4, 2e-4, 1e-4, 1e-6, 0, 0])
 
 
 def test_linear_decay_starting_at_the_end_keeps_the_rate_constant():
-    decay = LinearDecay({"gen": 2e-4}, start=300, end=300)
-    assert [decay.share(iteration) for iteration in (0, 299)] == [1, 1]
+    decay = LinearDecay(2e-4, start=300, end=300)
+    assert [decay.rate(iteration) for iteration in (0, 299)] == [2e-4, 2e-4]
 
 
 def test_a_run_resumed_with_more_epochs_decays_over_its_new_length(mnist_folder, uninterrupted, tmp_path):
@@ -315,19 +305,11 @@ def test_a_run_resumed_with_more_epochs_decays_over_its_new_length(mnist_folder,
 def test_the_decay_starts_at_a_share_of_the_run_and_1_keeps_the_rate(tmp_path, start, shares):
     """4 iterations: from 0.25, the rates of updates 2-4 fall towards 0 at the end; 1 never lowers them."""
     trainer = tiny_trainer(tmp_path, "--epoch", "1", "--lr-decay-start", start)
-    used = rates_used(trainer)
+    used = {name: [] for name in ("gen", "dis")}
+    for name, optimizer in trainer.updater.get_all_optimizers().items():
+        optimizer.add_hook(lambda optimizer, rates=used[name]: rates.append(optimizer.alpha), name="rate")
+    trainer.run()
     assert used["gen"] == used["dis"] == pytest.approx([2e-4 * share for share in shares])
-
-
-def test_dis_lr_sets_the_discriminators_rate_and_both_decay(tmp_path):
-    rates = ("--lr", "1e-4", "--dis-lr", "4e-4")
-    trainer = tiny_trainer(tmp_path, "--epoch", "1", "--lr-decay-start", "0.25", *rates)
-    used = rates_used(trainer)
-    shares = [1, 1, 2 / 3, 1 / 3]
-    assert used == {
-        "gen": pytest.approx([1e-4 * share for share in shares]),
-        "dis": pytest.approx([4e-4 * share for share in shares]),
-    }
 
 
 @pytest.mark.slow

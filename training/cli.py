@@ -45,22 +45,14 @@ def build_parser() -> OneLineParser:
         default=32,
         help="images per batch (per process under MPI; default 32)",
     )
-    parser.add_argument(
-        "--lr", type=positive_float, default=2e-4, help="Adam learning rate of the generator (default 2e-4)"
-    )
-    parser.add_argument(
-        "--dis-lr",
-        type=positive_float,
-        default=None,
-        help="Adam learning rate of the discriminator (default: --lr)",
-    )
+    parser.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate (default 2e-4)")
     parser.add_argument("--beta1", type=unit_float, default=0.0, help="Adam beta1 (default 0)")
     parser.add_argument(
         "--lr-decay-start",
         type=fraction,
         default=2 / 3,
         metavar="FRACTION",
-        help="keep both learning rates for this fraction of the training iterations, then "
+        help="keep both learning rates at --lr for this fraction of the training iterations, then "
         "lower them linearly to 0 at the end (default 2/3; 1 = a constant rate); the iterations are "
         "those of this run's --epoch, so a run resumed with another --epoch decays over its new length",
     )

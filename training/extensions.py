@@ -65,8 +65,7 @@ class GeneratorAverage(training.Extension):
 
 
 class LinearDecay(training.Extension):
-    """Lowers each optimizer's Adam `alpha` linearly from its rate in `rates` (by optimizer name) at
-    iteration `start` to 0 at `end`.
+    """Lowers every optimizer's Adam `alpha` linearly from `lr` at iteration `start` to 0 at `end`.
 
     The rate follows from the iteration alone, so a run resumed from any snapshot, whatever decay it
     was taken with, trains with the rates an uninterrupted run of its own flags would have used.
@@ -74,15 +73,15 @@ class LinearDecay(training.Extension):
     restore.) With `start` equal to `end` the rate stays constant.
     """
 
-    def __init__(self, rates: dict[str, float], start: int, end: int):
-        self.rates = rates
+    def __init__(self, lr: float, start: int, end: int):
+        self.lr = lr
         self.start = start
         self.end = end
 
-    def share(self, iteration: int) -> float:
-        """The share of each rate that the update after `iteration` completed ones uses."""
+    def rate(self, iteration: int) -> float:
+        """Adam's alpha for the update that follows `iteration` completed ones."""
         left = min(1.0, (self.end - iteration) / max(1, self.end - self.start))
-        return max(0.0, left)
+        return self.lr * max(0.0, left)
 
     @staticmethod
     def trigger(trainer: training.Trainer) -> bool:
@@ -93,9 +92,9 @@ class LinearDecay(training.Extension):
         self(trainer)
 
     def __call__(self, trainer: training.Trainer) -> None:
-        share = self.share(trainer.updater.iteration)
-        for name, optimizer in trainer.updater.get_all_optimizers().items():
-            optimizer.alpha = self.rates[name] * share
+        alpha = self.rate(trainer.updater.iteration)
+        for optimizer in trainer.updater.get_all_optimizers().values():
+            optimizer.alpha = alpha
 
 
 class RunRecord(training.Extension):

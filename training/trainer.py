@@ -65,8 +65,8 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     gen.to_device(device)
     dis.to_device(device)
     optimizers = []
-    for net, lr in ((gen, args.lr), (dis, dis_lr(args))):
-        optimizer = chainer.optimizers.Adam(alpha=lr, beta1=args.beta1)
+    for net in (gen, dis):
+        optimizer = chainer.optimizers.Adam(alpha=args.lr, beta1=args.beta1)
         optimizer.setup(net)
         optimizers.append(optimizer if comm is None else distributed.averaging_gradients(optimizer, comm))
 
@@ -84,15 +84,10 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     )
     trainer = Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
     end = last_iteration(args, len(shard))
-    trainer.extend(LinearDecay({"gen": args.lr, "dis": dis_lr(args)}, decay_start(args, end), end))
+    trainer.extend(LinearDecay(args.lr, decay_start(args, end), end))
     if comm is None or comm.rank == 0:
         extend_writers(trainer, args, gen, run_info(args, dataset, device, end, comm))
     return trainer
-
-
-def dis_lr(args: argparse.Namespace) -> float:
-    """The discriminator's learning rate: --dis-lr, or the generator's."""
-    return args.lr if args.dis_lr is None else args.dis_lr
 
 
 def last_iteration(args: argparse.Namespace, shard_size: int) -> int:
@@ -167,7 +162,6 @@ def run_info(args: argparse.Namespace, dataset, device: chainer.backend.Device, 
         "seed": args.seed,
         "batchsize": args.batchsize,
         "lr": args.lr,
-        "dis_lr": dis_lr(args),
         "beta1": args.beta1,
         "lr_decay_start": args.lr_decay_start,
         "lr_decay_start_iteration": decay_start(args, end),
