@@ -15,6 +15,9 @@ MIN_DIVERSITY_RATIO = 0.9
 # the seed-averaged curve is a finite-sample estimate, and wiggles of a few thousandths near 0 or 1
 # say nothing about the generator.
 MONOTONE_TOLERANCE = 0.01
+# A value on a bound meets it: a mean of exact fractions (4,950 of 5,000 digits as ten per-class
+# shares) can land a rounding error short of 0.99 in floating point.
+AT_BOUND = 1e-9
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,5 +187,8 @@ def quality_bar(
     for check in checks.values():
         value = check["value"]
         # NaN (a class never asked for, a degenerate set) fails every comparison, so it fails the bar.
-        check["pass"] = bool(value >= check["min"]) if "min" in check else bool(value <= check["max"])
+        if "min" in check:
+            check["pass"] = bool(value >= check["min"] - AT_BOUND)
+        else:
+            check["pass"] = bool(value <= check["max"] + AT_BOUND)
     return {"checks": checks, "pass": all(check["pass"] for check in checks.values())}
