@@ -154,6 +154,19 @@ def test_generator_step_uses_only_the_generator_loss(tmp_path, class_weight):
         np.testing.assert_allclose(seen["actual"][name], expected, rtol=1e-5, atol=1e-7, err_msg=name)
 
 
+def test_the_generator_step_leaves_the_discriminator_gradients_alone(tmp_path):
+    """G's loss is backpropagated through D to G's weights only: D's gradients stay those of D's step."""
+    updater = tiny_trainer(tmp_path, "--class-weight", "0.5").updater
+    dis_optimizer = updater.get_optimizer("dis")
+    after_dis_step = {}
+    dis_optimizer.add_hook(
+        lambda optimizer: after_dis_step.update(params(optimizer.target, "grad")), name="copy", timing="post"
+    )
+    reported_update(updater)
+    for name, grad in params(dis_optimizer.target, "grad").items():
+        np.testing.assert_array_equal(grad, after_dis_step[name], err_msg=name)
+
+
 def losses(out) -> list[tuple[float, float]]:
     return [(entry["gen/loss"], entry["dis/loss"]) for entry in json.loads((out / "log").read_text())]
 

@@ -52,7 +52,9 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     D's step sees the fake images detached from G; G's step uses the same fake images and labels.
     With a class weight, D also has a class head (an auxiliary classifier, as in AC-GAN) trained on
     the real images, and G's loss adds that head's cross-entropy on its fakes.
-    Each optimizer's update() clears its own gradients first, so G's step uses only G's loss.
+    D's update() clears D's gradients first. G's step backpropagates only along the paths to G's
+    weights: D's weight gradients of G's loss would be thrown away, and in a step they cost as much
+    as D's largest convolution.
     Noise comes from `rng`, whose state is saved in snapshots so that a resumed
     run draws exactly the noise an uninterrupted run would.
 
@@ -105,8 +107,11 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         dis_loss = hinge_discriminator_loss(dis.judge(h_real, labels), dis(x_fake.array, labels))
         dis_optimizer.update(self._reported, dis, self._with_classes(dis_loss, dis, h_real, labels))
         h_fake = dis.features(x_fake)
-        gen_loss = hinge_generator_loss(dis.judge(h_fake, labels))
-        gen_optimizer.update(self._reported, gen, self._with_classes(gen_loss, dis, h_fake, labels))
+        gen_loss = self._with_classes(hinge_generator_loss(dis.judge(h_fake, labels)), dis, h_fake, labels)
+        self._reported(gen, gen_loss)
+        gen.cleargrads()
+        chainer.grad([gen_loss], list(gen.params()), set_grad=True)  # through D, but not into D's weights
+        gen_optimizer.update()
 
     def _with_classes(self, loss: chainer.Variable, dis, h, labels) -> chainer.Variable:
         """`loss` plus, with a class weight, that much of the class head's loss on features `h`:
