@@ -2,7 +2,7 @@
 
     python -m bench.train_speed --device -1 --batchsize 64 --iterations 30
     python -m bench.train_speed --device 0                      # GPU: CuPy end to end, batch 64 and 256
-    python -m bench.train_speed --kernels chainer               # Chainer's own CPU convolutions
+    python -m bench.train_speed --kernels chainer               # Chainer as it comes, on the CPU
 
 It times train.py's only networks (the generator with conditional batch norm, the projection
 discriminator) at each --batchsize (64, the shipped recipe's, and 256 by default). Uses random
@@ -11,6 +11,7 @@ images (no data set needed); the work per iteration is the same as on MNIST.
 
 import argparse
 import json
+import resource
 import time
 
 import chainer
@@ -20,6 +21,7 @@ from chainer.datasets import TupleDataset
 from bench.machine import machine_info
 from model import cpu_kernels
 from training.cli import parse_args
+from training.memory import keep_freed_memory
 from training.trainer import build_trainer
 
 
@@ -42,17 +44,20 @@ def time_updates(args: argparse.Namespace, batchsize: int, device: chainer.backe
     for _ in range(args.warmup):
         updater.update()
     synchronize(device)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     for _ in range(args.iterations):
         updater.update()
     synchronize(device)
     seconds = time.perf_counter() - start
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
     arrays = [p.array for opt in updater.get_all_optimizers().values() for p in opt.target.params()]
     return {
         "batchsize": batchsize,
         "images_per_s": round(batchsize * args.iterations / seconds, 1),
         "ms_per_iteration": round(1000 * seconds / args.iterations, 2),
+        "page_faults_per_iteration": round(faults / args.iterations),
         "all_parameters_on_device": all(isinstance(a, device.xp.ndarray) for a in arrays),
     }
 
@@ -66,9 +71,15 @@ def main() -> None:
     parser.add_argument("--gen-ch", type=int, default=128)
     parser.add_argument("--dis-ch", type=int, default=64)
     parser.add_argument(
-        "--kernels", choices=("fast", "chainer"), default="fast", help="CPU kernels (model/cpu_kernels.py)"
+        "--kernels",
+        choices=("fast", "chainer"),
+        default="fast",
+        help="fast: train.py's CPU kernels (model/cpu_kernels.py) and allocator settings "
+        "(training/memory.py); chainer: Chainer's own kernels and the C library's default allocator",
     )
     args = parser.parse_args()
+    if args.kernels == "fast":
+        keep_freed_memory()
 
     device = chainer.get_device(args.device)
     device.use()

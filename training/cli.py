@@ -15,6 +15,7 @@ from training.flags import (
     positive_int,
     unit_float,
 )
+from training.memory import keep_freed_memory
 from training.trainer import COMMUNICATORS, build_trainer, export, shared_error
 
 PROG = "train.py"
@@ -142,6 +143,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Train (or with --export-only just export) as the flags say; 0, or 2 after a one-line error."""
     args = parse_args(argv)
+    keep_freed_memory()
     comm = None
     if args.communicator is not None:
         try:
