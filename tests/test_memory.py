@@ -6,8 +6,8 @@ import sys
 import pytest
 from helpers import ROOT
 
-# Allocates and frees a 40 MB array ten times (as a training step does with its im2col columns at
-# batch 256) and prints the page faults that cost; with "kept", after keep_freed_memory().
+# Allocates and frees a 40 MB array ten times, as training steps do with their largest arrays at
+# large batches, and prints the page faults that cost; with "kept", after keep_freed_memory().
 CHURN = """
 import resource, sys
 import numpy as np
