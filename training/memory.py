@@ -24,4 +24,6 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    # Both or neither: a trim threshold alone turns off glibc's adaptive mmap threshold, so every
+    # large array is mapped afresh (measured: 110.7 against 201.7 images/s at batch 64).
     return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
