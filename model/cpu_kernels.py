@@ -13,7 +13,9 @@ Deconvolution2D (which is also the convolution's input gradient) for the common 
 no cover_all, one group. Anything else, and every GPU array, keeps Chainer's own code.
 
 Chainer's leaky ReLU scales the negative entries through a boolean mask, a gather and a scatter;
-for a slope in [0, 1] the same numbers are max(x, slope * x) forward and a select backward.
+for a slope in [0, 1] the same numbers are max(x, slope * x) forward, and backward the gradient
+times max(output > 0, slope), which is 1 or the slope: NumPy's where() and masked copies branch on
+every element and take ten times as long on a mixed mask.
 """
 
 import numpy as np
@@ -146,7 +148,10 @@ def leaky_relu_gradient(self, inputs):
     if not _leaky_handled(self):
         return _ORIGINAL["leaky_relu_grad"](self, inputs)
     (gy,) = inputs
-    return (np.where(self.cond > 0, gy, gy * self.slope),)
+    gx = (self.cond > 0).astype(gy.dtype)
+    np.maximum(gx, self.slope, out=gx)
+    gx *= gy
+    return (gx,)
 
 
 def _handled(function) -> bool:
