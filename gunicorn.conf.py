@@ -14,21 +14,25 @@ bind = [f"{host}:{port}"]
 # Each worker process holds its own copy of Chainer, NumPy and the generator (about 100 MB):
 # two fit a 512 MB dyno. A request is CPU work from start to end, so one thread per worker: more
 # threads add no throughput on the same cores, only waits for the GIL (measured under wrk on 2
-# cores: p99 14 ms with one thread, 24 ms with four; docs/performance.md). gthread workers still
-# keep idle keep-alive connections open while they serve another.
+# cores: p99 14 ms with one thread, 24 ms with four; docs/performance.md). The worker is gthread's,
+# with its event loop reading each whole request before a thread serves it (webapp/worker.py), so
+# that no client's pace holds a thread: the app can face the internet without a buffering proxy.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+worker_class = "webapp.worker.RequestBufferingWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 
 # One BLAS thread per request thread: workers x threads already use the cores.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# app.py caps every request near 100 ms of CPU, so a worker silent for 20 s is stuck: restart it
-# before Heroku's router gives up (30 s).
+# app.py caps every request near 100 ms of CPU, so a request still running after 20 s is stuck:
+# the worker stops its heartbeat and gunicorn kills and replaces it before Heroku's router gives
+# up (30 s). Idle keep-alive connections wait in the worker's event loop, costing no thread: they
+# stay open longer than Heroku's router keeps its own (90 s), so that the router never reuses a
+# connection the worker is closing.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "20"))
 graceful_timeout = 10
-keepalive = 5
+keepalive = 100
 # Far above what the page and the API send (a GET /generate URL is under 300 bytes). Past them
 # gunicorn itself answers 400 or 414 (plain text: the app never sees the request); request bodies
 # are capped by Flask's MAX_CONTENT_LENGTH (a JSON 413).

@@ -1,13 +1,21 @@
 """What several test modules share: small MNIST files, a lively random generator, the Procfile's command."""
 
+import functools
 import gzip
 import json
+import os
+import resource
 import shlex
 import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +116,50 @@ def web_command() -> list[str]:
     assert command[:2] == ["gunicorn", "app:app"]
     program = Path(sys.executable).parent / command[0]
     return [str(program) if program.exists() else command[0], *command[1:]]
+
+
+def get(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers.get_content_type(), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get_content_type(), error.read()
+
+
+@contextmanager
+def procfile_server(command: list[str] | None = None, max_descriptors: int | None = None, **settings: str):
+    """The Procfile's command (or `command`) on a free loopback port with these environment settings.
+
+    Yields (base URL, log): the log's one item, the server's whole output, is there once it stopped.
+    The output goes to a file, so that a chatty server never blocks on a full pipe.
+    """
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **settings}  # loopback only in tests
+    limit = None
+    if max_descriptors:
+        limit = functools.partial(resource.setrlimit, resource.RLIMIT_NOFILE, (max_descriptors,) * 2)
+    output = tempfile.TemporaryFile()
+    server = subprocess.Popen(
+        command or web_command(), cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, preexec_fn=limit
+    )
+    base = f"http://127.0.0.1:{port}"
+    log = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                output.seek(0)
+                raise AssertionError(output.read().decode(errors="replace"))
+            try:
+                get(f"{base}/healthz")
+                break
+            except OSError:  # not listening yet
+                assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
+                time.sleep(0.2)
+        yield base, log
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        output.seek(0)
+        log.append(output.read().decode(errors="replace"))
+        output.close()

@@ -1,53 +1,13 @@
 """The Procfile's web command, run as a platform runs it: gunicorn with gunicorn.conf.py and $PORT."""
 
 import io
-import os
 import random
-import subprocess
-import time
-import urllib.error
-import urllib.request
-from contextlib import contextmanager
 
 import pytest
-from helpers import ROOT, free_port, web_command
+from helpers import get, procfile_server
 from PIL import Image
 
 from webapp import create_app
-
-
-def get(url: str) -> tuple[int, str, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.headers.get_content_type(), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers.get_content_type(), error.read()
-
-
-@contextmanager
-def procfile_server(**settings: str):
-    """The Procfile's command on a free loopback port with these environment settings: (base URL, log)."""
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **settings}  # loopback only in tests
-    server = subprocess.Popen(
-        web_command(), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    log = []
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stdout.read().decode(errors="replace")
-            try:
-                get(f"{base}/healthz")
-                break
-            except OSError:  # not listening yet
-                assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
-                time.sleep(0.2)
-        yield base, log
-    finally:
-        server.terminate()
-        log.append(server.communicate(timeout=30)[0].decode(errors="replace"))
 
 
 @pytest.mark.slow
@@ -63,7 +23,7 @@ def test_procfile_web_command_serves_pngs_with_gunicorn(generator_dir):
         status, kind, body = get(f"{base}/generate?labels=0,0,1&seed=42")
         assert (status, kind) == (400, "application/json") and b"labels" in body
     port = base.rsplit(":", 1)[1]
-    assert "Booting worker" in log[0] and "gthread" in log[0]
+    assert "Booting worker" in log[0] and "RequestBufferingWorker" in log[0]
     assert f"Listening at: http://127.0.0.1:{port}" in log[0]
 
 

@@ -1,0 +1,155 @@
+"""The Procfile's server facing slow, idle and hostile clients on loopback: the others are still served."""
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from helpers import procfile_server, web_command
+
+from bench.hostile_clients import ATTACKS, Attack, polite_requests, under_attack
+
+REQUEST_TIMEOUT_S = 3  # GUNICORN_REQUEST_TIMEOUT for these servers, to keep the tests short
+BOUND_MS = 1000  # every polite request, on a 2-core machine running the attack too
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One server for the module; once its tests ran, their malformed requests left no traceback."""
+    with procfile_server(GUNICORN_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT_S)) as (base, log):
+        yield int(base.rsplit(":", 1)[1])
+    assert "Traceback" not in log[0], log[0]
+
+
+def exchange(port: int, data: bytes, wait: float = 10) -> tuple[bytes, float]:
+    """Everything the server sends after `data` until it closes, and how long that took (s)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        began = time.monotonic()
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received, time.monotonic() - began
+
+
+def head_and_body(answer: bytes) -> tuple[str, dict, bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}, body
+
+
+def assert_all_served(result: dict) -> None:
+    assert result["succeeded"] == result["requests"] > 0, result["failures"]
+    assert result["max_ms"] < BOUND_MS, result
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_polite_clients_are_served_while_64_connections_attack(server, name):
+    port = server
+    assert_all_served(under_attack(port, ATTACKS[name], seconds=3, burst=64, interval=0.5))
+
+
+def test_polite_clients_are_served_beside_500_idle_connections(server):
+    port = server
+    assert_all_served(under_attack(port, Attack(b""), seconds=2, burst=500, interval=0.5))
+
+
+def test_idle_connections_past_the_descriptor_limit_take_no_worker_down():
+    with procfile_server(max_descriptors=128) as (base, log):
+        port = int(base.rsplit(":", 1)[1])
+        assert_all_served(under_attack(port, Attack(b""), seconds=2, burst=300, interval=0.1))
+    assert log[0].count("Booting worker") == 2, log[0]  # no worker died and was replaced
+    assert "Traceback" not in log[0]
+
+
+def test_a_stalled_request_gets_a_408_and_is_closed_in_time(server):
+    port = server
+    answer, seconds = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    status, headers, body = head_and_body(answer)
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert headers["connection"] == "close" and headers["x-content-type-options"] == "nosniff"
+    assert "did not arrive within 3 s" in json.loads(body)["error"]
+    assert REQUEST_TIMEOUT_S - 0.1 < seconds < REQUEST_TIMEOUT_S + 1.5
+
+
+def test_a_connection_that_never_sends_is_closed_in_time(server):
+    port = server
+    answer, seconds = exchange(port, b"")
+    assert answer == b""
+    assert REQUEST_TIMEOUT_S - 0.1 < seconds < REQUEST_TIMEOUT_S + 1.5
+
+
+def test_a_413_says_connection_close_and_closes_cleanly(server):
+    """The rest of the body is not read: the answer must say so, and the close must not be a reset."""
+    port = server
+    body = b" " * 70_000
+    request = b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request += b"Content-Length: %d\r\n\r\n" % len(body) + body
+    answer, _ = exchange(port, request + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, reply = head_and_body(answer)
+    assert status.startswith("HTTP/1.1 413") and headers["connection"] == "close"
+    assert "over the limit of 16,384 bytes" in json.loads(reply)["error"]
+    assert answer.count(b"HTTP/1.1") == 1  # nothing answered the request behind it
+
+
+def chunked(data: bytes, size: int = 4000) -> bytes:
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+CHUNKED_POST = b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+CHUNKED_POST += b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+VALID_JSON = json.dumps({"labels": [0, 0, 1, 0, 0, 0, 0, 0, 0, 0], "seed": 7}).encode()
+
+
+def test_a_chunked_body_within_the_limit_is_served(server):
+    port = server
+    status, headers, body = head_and_body(exchange(port, CHUNKED_POST + chunked(VALID_JSON, 10))[0])
+    assert status == "HTTP/1.1 200 OK" and headers["content-type"] == "image/png"
+
+
+@pytest.mark.parametrize("tail", [b"", b"x" * 20_000], ids=["valid JSON then garbage", "garbage only"])
+def test_a_chunked_body_over_the_limit_gets_the_413_of_a_content_length(server, tail):
+    port = server
+    data = VALID_JSON + b" " * 17_000 + tail + b"garbage"
+    status, _, body = head_and_body(exchange(port, CHUNKED_POST + chunked(data))[0])
+    assert status.startswith("HTTP/1.1 413")
+    assert "over the limit of 16,384 bytes" in json.loads(body)["error"]
+
+
+MALFORMED_CHUNKS = {
+    "size not hex": b"zz\r\nabc\r\n0\r\n\r\n",
+    "size with 0x": b"0x2c\r\n" + b"a" * 44 + b"\r\n0\r\n\r\n",
+    "no CRLF after the data": b"3\r\nabc0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED_CHUNKS.values(), ids=MALFORMED_CHUNKS)
+def test_a_malformed_chunked_body_gets_a_json_400_and_no_traceback(server, body):
+    port = server
+    status, headers, reply = head_and_body(exchange(port, CHUNKED_POST + body)[0])
+    assert status.startswith("HTTP/1.1 400") and headers["content-type"] == "application/json"
+    assert json.loads(reply)["error"].startswith("the body could not be read")
+
+
+def test_no_redirect_takes_its_host_from_the_request(server):
+    port = server
+    for path in ["//static/app.js", "//generate", "/static//app.js", "//", "/healthz/"]:
+        request = f"GET {path} HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".encode()
+        _, headers, _ = head_and_body(exchange(port, request)[0])
+        assert "evil.example" not in headers.get("location", ""), path
+
+
+def test_a_request_that_never_ends_has_its_worker_killed_and_replaced():
+    command = [web_command()[0], "--pythonpath", str(Path(__file__).parent), "stuck_app:app"]
+    timeout = 2
+    with procfile_server(command, GUNICORN_TIMEOUT=str(timeout), WEB_CONCURRENCY="1") as (base, log):
+        port = int(base.rsplit(":", 1)[1])
+        answer, seconds = exchange(port, b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n", wait=30)
+        assert answer == b""  # the worker was killed mid-request
+        assert timeout < seconds < timeout + 5
+        assert polite_requests(port, seconds=0.3)["succeeded"] == 3  # served by its replacement
+    assert "WORKER TIMEOUT" in log[0]
