@@ -85,6 +85,9 @@ def load_classifier(app: Flask) -> None:
 def create_app(config: dict | None = None) -> Flask:
     """The app with its generator loaded once; GENERATOR_DIR (environment or config) picks the folder."""
     app = Flask(__name__, root_path=str(ROOT))
+    # Werkzeug answers "//static/app.js" with a redirect to an absolute URL built from the request's
+    # Host header, which a client chooses; with no route ending in "/", no URL needs merging.
+    app.url_map.merge_slashes = False
     app.config.from_mapping(
         GENERATOR_DIR=os.environ.get("GENERATOR_DIR", str(DEFAULT_GENERATOR_DIR)),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,

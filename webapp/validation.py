@@ -11,9 +11,10 @@ import re
 import zlib
 
 import numpy as np
-from flask import request
+from flask import current_app, request
 from PIL import Image, UnidentifiedImageError
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.wsgi import get_input_stream
 
 from model.net import IMAGE_SIZE, N_CLASSES
 from webapp.limits import MAX_SCALE
@@ -92,13 +93,33 @@ def parse_scale(data: dict, field: str = "scale") -> int:
     return integer(data.get(field, 1), field, 1, MAX_SCALE)
 
 
+def body_bytes() -> bytes:
+    """The whole body: 413 past MAX_CONTENT_LENGTH, chunked or not; 400 when its framing is broken.
+
+    Read with one byte more than the limit allowed, so that a chunked body over it is refused like
+    one with a Content-Length instead of being cut at the limit.
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    try:
+        data = get_input_stream(request.environ, max_content_length=limit + 1).read()
+    except ClientDisconnected:
+        raise ApiError(None, "the body could not be read: it ended before its declared length") from None
+    except HTTPException:
+        raise
+    except Exception as error:  # the server's chunk parser: a size that is not hex, a missing CRLF
+        raise ApiError(None, f"the body could not be read: {error}") from None
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    return data
+
+
 def json_body() -> dict:
     """The request's JSON object; 415 if the body is not declared JSON, 400 if it does not parse."""
     if not request.is_json:
         raise UnsupportedMediaType(
             f"the body must be JSON with Content-Type: application/json, got {request.mimetype or 'none'}"
         )
-    raw = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    raw = body_bytes()
     try:
         # NaN and Infinity parse (as Python's json allows them) so that the field check can name them.
         data = json.loads(raw)
@@ -118,7 +139,7 @@ def png_body() -> np.ndarray:
         raise UnsupportedMediaType(
             f"the body must be a PNG image with Content-Type: image/png, got {request.mimetype or 'none'}"
         )
-    data = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    data = body_bytes()
     if not data:
         raise ApiError(None, f"the body is empty: send a {IMAGE_SIZE}x{IMAGE_SIZE} PNG")
     if not data.startswith(PNG_SIGNATURE):
