@@ -1,8 +1,8 @@
 """gunicorn settings for `gunicorn app:app` (the Procfile's web command).
 
-PORT and WEB_CONCURRENCY come from the platform (Heroku sets both); HOST, GUNICORN_THREADS and
-GUNICORN_TIMEOUT are ours. Like gunicorn itself, listen on every interface when the platform
-gives a PORT, else on loopback only.
+PORT and WEB_CONCURRENCY come from the platform (Heroku sets both); HOST, GUNICORN_THREADS,
+GUNICORN_TIMEOUT and GUNICORN_REQUEST_TIMEOUT (read by webapp/worker.py) are ours. Like gunicorn
+itself, listen on every interface when the platform gives a PORT, else on loopback only.
 """
 
 import os
@@ -34,8 +34,8 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "20"))
 graceful_timeout = 10
 keepalive = 100
 # Far above what the page and the API send (a GET /generate URL is under 300 bytes). Past them
-# gunicorn itself answers 400 or 414 (plain text: the app never sees the request); request bodies
-# are capped by Flask's MAX_CONTENT_LENGTH (a JSON 413).
+# gunicorn itself answers 414 or 431 (its HTML pages: the app never sees the request); request
+# bodies are capped by Flask's MAX_CONTENT_LENGTH (a JSON 413).
 limit_request_line = 2048
 limit_request_fields = 50
 limit_request_field_size = 8190

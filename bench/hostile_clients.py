@@ -10,6 +10,7 @@ import socket
 import statistics
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 GENERATE_BODY = json.dumps({"labels": [0, 0, 1, 0, 0, 0, 0, 0, 0, 0], "seed": 7}).encode()
@@ -23,6 +24,11 @@ class Attack:
     trickle: bytes = b""
 
 
+GRID = json.dumps(
+    {"labels": [[float(i == d) for i in range(10)] for d in range(10)], "seeds": [1, 2, 3, 4], "scale": 4}
+)
+BIG_ANSWER = b"POST /grid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+BIG_ANSWER += b"Content-Length: %d\r\n\r\n%s" % (len(GRID), GRID.encode())
 JSON_POST = b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 ATTACKS = {
     "partial headers": Attack(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"),
@@ -78,35 +84,44 @@ class Attacker:
             sock.close()
 
 
+def polite_request(port: int, n: int, timeout: float) -> float | str:
+    """GET /healthz (n even) or POST /generate (n odd) on a new connection: ms taken, or why it failed."""
+    began = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if n % 2:
+            connection.request("POST", "/generate", GENERATE_BODY, {"Content-Type": "application/json"})
+        else:
+            connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            return f"status {response.status}"
+        return 1000 * (time.monotonic() - began)
+    except OSError as error:
+        return f"{type(error).__name__}: {error}"
+    finally:
+        connection.close()
+
+
 def polite_requests(port: int, seconds: float, rate: float = 10, timeout: float = 5) -> dict:
-    """GET /healthz and POST /generate in turn, `rate` a second, each on a new connection."""
-    latencies, failures = [], []
+    """`rate` requests a second for `seconds`, each sent on time whether the earlier ones were answered."""
+    count = int(seconds * rate)
     start = time.monotonic()
-    for n in range(int(seconds * rate)):
-        time.sleep(max(0.0, start + n / rate - time.monotonic()))
-        began = time.monotonic()
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        try:
-            if n % 2:
-                connection.request("POST", "/generate", GENERATE_BODY, {"Content-Type": "application/json"})
-            else:
-                connection.request("GET", "/healthz")
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                raise OSError(f"status {response.status}")
-            latencies.append(1000 * (time.monotonic() - began))
-        except OSError as error:
-            failures.append(f"{type(error).__name__}: {error}")
-        finally:
-            connection.close()
-    ordered = sorted(latencies) or [float("nan")]
+    with ThreadPoolExecutor(max_workers=int(rate * timeout) + 1) as pool:
+        futures = []
+        for n in range(count):
+            time.sleep(max(0.0, start + n / rate - time.monotonic()))
+            futures.append(pool.submit(polite_request, port, n, timeout))
+        outcomes = [future.result() for future in futures]
+    latencies = sorted(outcome for outcome in outcomes if isinstance(outcome, float)) or [float("nan")]
+    failures = [outcome for outcome in outcomes if isinstance(outcome, str)]
     return {
-        "requests": len(latencies) + len(failures),
-        "succeeded": len(latencies),
-        "p50_ms": round(statistics.median(ordered), 1),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
-        "max_ms": round(ordered[-1], 1),
+        "requests": count,
+        "succeeded": count - len(failures),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+        "max_ms": round(latencies[-1], 1),
         "failures": sorted(set(failures)),
     }
 

@@ -13,6 +13,13 @@ endpoint: the server's own CPU time per request (user + system of the gunicorn m
 workers, from /proc: throughput alone swings with the neighbours' load), requests/s, p50/p95/p99
 latency and errors; and the two ratios healthz/generate of CPU per request and generate/healthz of
 requests/s. As configured, wrk shares the cores with the server, as the machine block says.
+
+Then, in each shape, a polite client (10 requests a second, GET /healthz and POST /generate in turn,
+a new connection each, 5 s timeout) runs alone and beside each attack of bench.hostile_clients
+(64 attacking connections at once, then one more every half second): its success rate and
+p50/p99 latency. gunicorn's own threaded worker, as the server was set up before, for comparison:
+
+    GUNICORN_CMD_ARGS="--worker-class gthread --keep-alive 5" python -m bench.serving
 """
 
 import argparse
@@ -27,6 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.hostile_clients import ATTACKS, polite_requests, under_attack
 from bench.machine import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +108,10 @@ def run_wrk(url: str, script: str, args: argparse.Namespace, server: int, pin: l
     return result
 
 
+def success_rate(result: dict) -> float:
+    return round(result["succeeded"] / result["requests"], 3)
+
+
 def measure(shape: dict, args: argparse.Namespace) -> dict:
     """Start the server in one shape, load both endpoints in turn, stop it; the two results and ratios."""
     env = {
@@ -123,6 +135,9 @@ def measure(shape: dict, args: argparse.Namespace) -> dict:
         run_wrk(base, RANDOM_GENERATE, warm_up, server.pid, shape["wrk_pin"])
         generate = run_wrk(base, RANDOM_GENERATE, args, server.pid, shape["wrk_pin"])
         trivial = run_wrk(base + "/healthz", "", args, server.pid, shape["wrk_pin"])
+        attacks = {"no attack": polite_requests(args.port, args.attack_seconds)}
+        for name, attack in ATTACKS.items():
+            attacks[name] = under_attack(args.port, attack, args.attack_seconds)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -135,6 +150,7 @@ def measure(shape: dict, args: argparse.Namespace) -> dict:
             trivial["server_cpu_ms_per_request"] / generate["server_cpu_ms_per_request"], 3
         ),
         "generate_to_healthz_throughput": round(generate["requests_per_s"] / trivial["requests_per_s"], 3),
+        "polite_client": {name: {"success_rate": success_rate(r), **r} for name, r in attacks.items()},
     }
 
 
@@ -144,6 +160,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--attack-seconds", type=float, default=5, help="the polite client's run per attack")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench.serving: wrk is missing: apt-get install wrk")
@@ -163,6 +180,7 @@ def main() -> None:
         "connections": args.connections,
         "wrk_threads": args.threads,
         "duration_s": args.duration,
+        "worker": os.environ.get("GUNICORN_CMD_ARGS") or "as gunicorn.conf.py says",
         **{name: measure(shape, args) for name, shape in shapes.items()},
         "machine": machine_info(),
     }

@@ -1,5 +1,6 @@
 """The Procfile's server facing slow, idle and hostile clients on loopback: the others are still served."""
 
+import contextlib
 import json
 import socket
 import time
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import procfile_server, web_command
+from misbehaving_app import LARGE
 
 from bench.hostile_clients import ATTACKS, Attack, polite_requests, under_attack
 
@@ -143,13 +145,64 @@ def test_no_redirect_takes_its_host_from_the_request(server):
         assert "evil.example" not in headers.get("location", ""), path
 
 
-def test_a_request_that_never_ends_has_its_worker_killed_and_replaced():
-    command = [web_command()[0], "--pythonpath", str(Path(__file__).parent), "stuck_app:app"]
-    timeout = 2
-    with procfile_server(command, GUNICORN_TIMEOUT=str(timeout), WEB_CONCURRENCY="1") as (base, log):
-        port = int(base.rsplit(":", 1)[1])
-        answer, seconds = exchange(port, b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n", wait=30)
-        assert answer == b""  # the worker was killed mid-request
-        assert timeout < seconds < timeout + 5
-        assert polite_requests(port, seconds=0.3)["succeeded"] == 3  # served by its replacement
-    assert "WORKER TIMEOUT" in log[0]
+@pytest.fixture
+def misbehaving_server():
+    """tests/misbehaving_app.py under the Procfile's settings, one worker, 2 s timeouts."""
+    command = [web_command()[0], "--pythonpath", str(Path(__file__).parent), "misbehaving_app:app"]
+    settings = {"GUNICORN_TIMEOUT": "2", "GUNICORN_REQUEST_TIMEOUT": "2", "WEB_CONCURRENCY": "1"}
+    with procfile_server(command, **settings) as (base, log):
+        yield int(base.rsplit(":", 1)[1]), log
+
+
+def test_a_request_that_never_ends_has_its_worker_killed_and_replaced(misbehaving_server):
+    port, log = misbehaving_server
+    answer, seconds = exchange(port, b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n", wait=30)
+    assert answer == b""  # the worker was killed mid-request
+    assert 2 < seconds < 2 + 5
+    assert polite_requests(port, seconds=0.3)["succeeded"] == 3  # served by its replacement
+
+
+def test_clients_that_never_read_their_answers_hold_no_thread(misbehaving_server):
+    port, _ = misbehaving_server
+    readers = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+    for sock in readers:
+        sock.sendall(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert_all_served(polite_requests(port, seconds=1.5))
+    time.sleep(1)  # the answers' 2 s are up: the server closed those connections
+    for sock in readers:
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(1 << 20):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200 OK") and len(received) < LARGE
+        sock.close()
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_it_sends_the_body(server):
+    port = server
+    head = CHUNKED_POST.replace(b"Transfer-Encoding: chunked", b"Content-Length: %d" % len(VALID_JSON))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
+        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(VALID_JSON)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"100 Continue" not in answer
+
+
+def test_a_kept_alive_connection_stays_open_while_idle_and_serves_pipelined_requests(server):
+    """gunicorn's default closed idle connections after 5 s; a router may keep its own for 90 s."""
+    port = server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        time.sleep(6)
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2
+            + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.count(b"HTTP/1.1 200 OK") == 3

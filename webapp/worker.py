@@ -7,7 +7,9 @@ thread only a request that has fully arrived (or one that cannot be served, whic
 answers at once). gunicorn still parses the request and runs the app, from the bytes read.
 
 A request must arrive, headers and body, within REQUEST_TIMEOUT_S of its first byte (or of the
-connection's opening): past that the connection gets a 408 and is closed. Connections beyond the
+connection's opening): past that the connection gets a 408 and is closed. The event loop also
+sends the answers, so a client that does not read its answer holds no thread either; it is closed
+when the answer is not taken within REQUEST_TIMEOUT_S. Connections beyond the
 worker's capacity (its descriptors, worker_connections) push out the oldest idle one, so idle
 sockets cannot lock new clients out. A request that runs longer than gunicorn's `timeout` stops the
 worker's heartbeat, so that gunicorn's arbiter kills the worker as it would a stuck sync worker.
@@ -154,6 +156,29 @@ HEAD_TOO_LARGE_ANSWER = raw_json_error(
 )
 
 
+class AnswerBuffer:
+    """Stands in for the client's socket while a thread runs the app: the event loop sends the answer."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+    def send(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        file.seek(offset)
+        chunk = file.read(count)
+        self.data += chunk
+        return len(chunk)
+
+    def __getattr__(self, name: str):
+        raise OSError(errno.ENOTCONN, f"socket.{name}: the event loop sends the answer")
+
+
 class BufferedConn(TConn):
     """A connection whose requests are read by the worker's event loop before a thread serves them."""
 
@@ -165,6 +190,7 @@ class BufferedConn(TConn):
         self.deadline = 0.0
         self.whole = True  # False: the request was served before all of it came; close afterwards
         self.continued = False  # "100 Continue" sent for this request
+        self.answer = b""  # what the app answered, for the event loop to send
         self.initialized = True  # the parser is made per request, from the bytes read
 
     def close(self, graceful: bool = False) -> None:
@@ -187,6 +213,7 @@ class RequestBufferingWorker(ThreadWorker):
         self.reading: dict[BufferedConn, None] = {}  # oldest first (insertion order)
         self.lingering: dict[socket.socket, float] = {}
         self.running: dict[BufferedConn, float] = {}  # request start times, set by the threads
+        self.writing: dict[BufferedConn, object] = {}  # answers being sent, oldest first: their futures
         soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft_limit != resource.RLIM_INFINITY:
             in_use = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
@@ -311,21 +338,58 @@ class RequestBufferingWorker(ThreadWorker):
             if conn.buffer:
                 self.log.info("request from %s not whole after %g s: 408", conn.client, REQUEST_TIMEOUT_S)
             self.end_connection(conn, TIMEOUT_ANSWER if conn.buffer else None)
+        while self.writing:
+            conn = next(iter(self.writing))
+            if conn.deadline > now:
+                break
+            self.stop_writing(conn)
+            self.end_connection(conn)  # a client that does not read its answer
         self.close_expired_lingering(now)
 
     # Serving: a thread runs gunicorn's request handling on the bytes read.
 
     def handle_request(self, req, conn):
-        """Runs in a thread. gunicorn's own handling, bounded, and closing after a partial request."""
+        """Runs in a thread: gunicorn's own handling, its answer kept for the event loop to send."""
         if not conn.whole:
             req.must_close = True  # announced as "Connection: close" (RFC 9112 section 9.6)
         req._expected_100_continue = False  # answered by the event loop, only when the body is wanted
-        conn.sock.settimeout(REQUEST_TIMEOUT_S)  # a client that does not read its answer
+        client_sock, conn.sock = conn.sock, AnswerBuffer()
         self.running[conn] = time.monotonic()
         try:
             return super().handle_request(req, conn)
         finally:
             self.running.pop(conn, None)
+            conn.answer, conn.sock = bytes(conn.sock.data), client_sock
+
+    def finish_request(self, conn, fs):
+        """On the event loop, once a thread is done: send the answer, then keep or close as gthread does."""
+        if not conn.answer:
+            super().finish_request(conn, fs)
+            return
+        conn.deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        conn.sock.setblocking(False)
+        conn.answer = memoryview(conn.answer)  # sent piece by piece without copies
+        self.writing[conn] = fs
+        self.poller.register(conn.sock, selectors.EVENT_WRITE, partial(self.on_writable, conn))
+        self.on_writable(conn)
+
+    def on_writable(self, conn: BufferedConn, _sock=None) -> None:
+        try:
+            sent = conn.sock.send(conn.answer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the client went away
+            self.stop_writing(conn)
+            self.end_connection(conn)
+            return
+        conn.answer = conn.answer[sent:]
+        if not conn.answer:
+            super().finish_request(conn, self.stop_writing(conn))
+
+    def stop_writing(self, conn: BufferedConn):
+        """The finished thread's future, kept while its answer was being sent."""
+        self.poller.unregister(conn.sock)
+        return self.writing.pop(conn)
 
     def notify(self):
         """The heartbeat stops while a request runs longer than STUCK_AFTER_S.
