@@ -9,7 +9,7 @@ answers at once). gunicorn still parses the request and runs the app, from the b
 A request must arrive, headers and body, within REQUEST_TIMEOUT_S of its first byte (or of the
 connection's opening): past that the connection gets a 408 and is closed. The event loop also
 sends the answers, so a client that does not read its answer holds no thread either; it is closed
-when the answer is not taken within REQUEST_TIMEOUT_S. Connections beyond the
+when it takes none of its answer for REQUEST_TIMEOUT_S. Connections beyond the
 worker's capacity (its descriptors, worker_connections) push out the oldest idle one, so idle
 sockets cannot lock new clients out. A request that runs longer than gunicorn's `timeout` stops the
 worker's heartbeat, so that gunicorn's arbiter kills the worker as it would a stuck sync worker.
@@ -191,6 +191,7 @@ class BufferedConn(TConn):
         self.whole = True  # False: the request was served before all of it came; close afterwards
         self.continued = False  # "100 Continue" sent for this request
         self.answer = b""  # what the app answered, for the event loop to send
+        self.watched = False  # registered with the event loop by the worker (not by gthread)
         self.initialized = True  # the parser is made per request, from the bytes read
 
     def close(self, graceful: bool = False) -> None:
@@ -255,10 +256,10 @@ class RequestBufferingWorker(ThreadWorker):
             return
         if min(candidates)[1] == "keepalive":
             conn = self.keepalived_conns.popleft()
+            self.poller.unregister(conn.sock)
         else:
             conn = next(iter(self.reading))
-            del self.reading[conn]
-        self.poller.unregister(conn.sock)
+            self.stop_reading(conn)
         self.nr_conns -= 1
         conn.close()
 
@@ -275,16 +276,26 @@ class RequestBufferingWorker(ThreadWorker):
         conn.sock.setblocking(False)
         conn.deadline = time.monotonic() + REQUEST_TIMEOUT_S
         self.reading[conn] = None
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
         if conn.buffer:
             self.check_request(conn)
         else:
             self.on_request_bytes(conn)  # a kept-alive connection's request is usually there already
 
+    def watch(self, conn: BufferedConn, events: int, callback) -> None:
+        if not conn.watched:
+            self.poller.register(conn.sock, events, partial(callback, conn))
+            conn.watched = True
+
+    def unwatch(self, conn: BufferedConn) -> None:
+        if conn.watched:
+            self.poller.unregister(conn.sock)
+            conn.watched = False
+
     def on_request_bytes(self, conn: BufferedConn, _sock=None) -> None:
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
+            self.watch(conn, selectors.EVENT_READ, self.on_request_bytes)
             return
         except OSError:
             data = b""
@@ -299,6 +310,7 @@ class RequestBufferingWorker(ThreadWorker):
         framing = conn.framer.status(conn.buffer)
         if framing is Framing.INCOMPLETE:
             self.send_continue_if_expected(conn)
+            self.watch(conn, selectors.EVENT_READ, self.on_request_bytes)
             return
         self.stop_reading(conn)
         if framing is Framing.HEAD_TOO_LARGE:
@@ -321,10 +333,7 @@ class RequestBufferingWorker(ThreadWorker):
 
     def stop_reading(self, conn: BufferedConn) -> None:
         self.reading.pop(conn, None)
-        try:
-            self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
+        self.unwatch(conn)
 
     def murder_pending(self):
         """Also ends every connection whose request has not arrived in time: a 408 if it began one."""
@@ -370,25 +379,32 @@ class RequestBufferingWorker(ThreadWorker):
         conn.sock.setblocking(False)
         conn.answer = memoryview(conn.answer)  # sent piece by piece without copies
         self.writing[conn] = fs
-        self.poller.register(conn.sock, selectors.EVENT_WRITE, partial(self.on_writable, conn))
-        self.on_writable(conn)
+        self.on_writable(conn)  # most answers fit the socket's buffer at once
 
     def on_writable(self, conn: BufferedConn, _sock=None) -> None:
-        try:
-            sent = conn.sock.send(conn.answer)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # the client went away
-            self.stop_writing(conn)
-            self.end_connection(conn)
-            return
-        conn.answer = conn.answer[sent:]
+        progress = False
+        while conn.answer:
+            try:
+                sent = conn.sock.send(conn.answer)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # the client went away
+                self.stop_writing(conn)
+                self.end_connection(conn)
+                return
+            conn.answer = conn.answer[sent:]
+            progress = True
         if not conn.answer:
             super().finish_request(conn, self.stop_writing(conn))
+            return
+        if progress:  # the deadline is for progress: a large answer to a slow network takes its time
+            conn.deadline = time.monotonic() + REQUEST_TIMEOUT_S
+            self.writing[conn] = self.writing.pop(conn)  # kept in deadline order
+        self.watch(conn, selectors.EVENT_WRITE, self.on_writable)
 
     def stop_writing(self, conn: BufferedConn):
         """The finished thread's future, kept while its answer was being sent."""
-        self.poller.unregister(conn.sock)
+        self.unwatch(conn)
         return self.writing.pop(conn)
 
     def notify(self):
