@@ -10,17 +10,17 @@ from pathlib import Path
 import chainer
 import numpy as np
 from chainer.training import Trainer, extensions, triggers
-from PIL import Image
 
 from model import cpu_kernels
 from model.export import save_generator
-from model.files import atomic_write
+from model.images import png_bytes
 from model.net import Generator, ProjectionDiscriminator
 from training.extensions import (
     EMA_WARMUP,
     GeneratorAverage,
     LinearDecay,
     RunRecord,
+    SnapshotWriter,
     export_generator,
     generator_metadata,
     preview,
@@ -109,7 +109,7 @@ def extend_writers(trainer: Trainer, args: argparse.Namespace, gen: Generator, i
     trainer.extend(record)
     # Triggers keep state, so each extension gets its own.
     trainer.extend(
-        extensions.snapshot(filename="snapshot_iter_{.updater.iteration}"),
+        extensions.snapshot(filename="snapshot_iter_{.updater.iteration}", writer=SnapshotWriter()),
         trigger=EveryOrAtEnd(args.snapshot_interval, args.epoch),
     )
     trainer.extend(
@@ -146,9 +146,7 @@ def export(trainer: Trainer, ema: float, folder: Path) -> None:
     recipe = trainer.get_extension("RunRecord").recipe()
     if ema == 0:  # the last iterate, whatever the run averaged
         recipe["ema_decay"] = 0.0
-    save_generator(gen, folder, generator_metadata(trainer, recipe))
-    grid = Image.fromarray(preview_grid(gen))
-    atomic_write(folder / "preview.png", lambda tmp: grid.save(tmp, format="PNG"))
+    save_generator(gen, folder, generator_metadata(trainer, recipe), preview=png_bytes(preview_grid(gen)))
 
 
 def run_info(args: argparse.Namespace, dataset, device: chainer.backend.Device, end: int, comm=None) -> dict:
