@@ -18,6 +18,7 @@ from training.flags import (
     positive_int,
     unit_float,
     unwritable,
+    written,
 )
 from training.memory import keep_freed_memory
 from training.stopping import TrainingStopped, latest_snapshot, resume_command, without_flag
@@ -270,8 +271,3 @@ def train(trainer: chainer.training.Trainer, args: argparse.Namespace, argv: lis
             f"{resume_command(PROG, argv, snapshot)}",
         )
     return None
-
-
-def written(error: OSError) -> str:
-    """An OSError as 'file: problem', the way the one-line errors name a file."""
-    return str(error) if error.filename is None else f"{error.filename}: {error.strerror}"

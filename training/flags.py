@@ -120,3 +120,8 @@ def unwritable(flag: str, folder: Path) -> str | None:
     except OSError as error:
         return f"{flag} {folder}: cannot write in {existing} ({error.strerror})"
     return None
+
+
+def written(error: OSError) -> str:
+    """An OSError as 'file: problem', the way the one-line errors name a file."""
+    return str(error) if error.filename is None else f"{error.filename}: {error.strerror}"

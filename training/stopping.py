@@ -21,6 +21,29 @@ class TrainingStopped(Exception):
         self.snapshot = snapshot
 
 
+class Interrupted(Exception):
+    """A signal abandoned the work in progress."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextmanager
+def interrupting():
+    """SIGTERM and SIGINT raise Interrupted inside the block, for work that has no snapshot to write."""
+
+    def interrupt(signum: int, frame) -> None:
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class StopOnSignal(training.Extension):
     """Ends training between two steps when SIGTERM or SIGINT arrives.
 
