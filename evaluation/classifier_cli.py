@@ -1,6 +1,7 @@
 """train_classifier.py's command line: its flags, the training run and the files it ships."""
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,10 @@ from training.flags import (
     non_negative_int,
     positive_float,
     positive_int,
+    unwritable,
+    written,
 )
+from training.stopping import Interrupted, interrupting
 
 PROG = "train_classifier.py"
 
@@ -85,34 +89,46 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, str(error))
     except OSError as error:  # Chainer's download: no network, no disk space, ...
         return fail(PROG, f"could not download MNIST with Chainer ({error}); pass --data FOLDER")
+    if len(train_set) < args.batchsize:
+        return fail(PROG, f"--batchsize {args.batchsize}: more than the {len(train_set)} training images")
+    for flag, folder in (("--out", args.out), ("--result", args.result)):
+        if error := unwritable(flag, folder):
+            return fail(PROG, error)
 
     print(f"training on {len(train_set)} images, testing on {len(test_set)}")
     trainer = build_trainer(args, train_set, test_set, device)
     start = time.perf_counter()
-    trainer.run()
+    try:
+        with interrupting():
+            trainer.run(show_loop_exception_msg=False)
+    except Interrupted as stopped:  # no snapshots: the run starts again
+        print(f"{PROG}: {stopped}; nothing was written to {args.out}", file=sys.stderr)
+        return 128 + stopped.signum
+    except OSError as error:  # the log or the plots in --result
+        return fail(PROG, f"{written(error)}; nothing was written to {args.out}")
     seconds = time.perf_counter() - start
 
     clf = trainer.updater.get_optimizer("main").target.predictor
     clf.to_device("@numpy")
     accuracy = accuracy_on(clf, test_set)
-    metadata = save_classifier(
-        clf,
-        args.out,
-        {
-            "test_accuracy": round(accuracy, 4),
-            "test_images": len(test_set),
-            "train_images": len(train_set),
-            "data": str(args.data) if args.data else "chainer.datasets.get_mnist",
-            "epochs": args.epoch,
-            "batchsize": args.batchsize,
-            "lr": args.lr,
-            "lr_decay": args.lr_decay,
-            "augmentation": f"random shifts of up to {args.shift} px" if args.shift else "none",
-            "seed": args.seed,
-            "train_seconds": round(seconds, 1),
-            "device": str(device),
-        },
-    )
+    recipe = {
+        "test_accuracy": round(accuracy, 4),
+        "test_images": len(test_set),
+        "train_images": len(train_set),
+        "data": str(args.data) if args.data else "chainer.datasets.get_mnist",
+        "epochs": args.epoch,
+        "batchsize": args.batchsize,
+        "lr": args.lr,
+        "lr_decay": args.lr_decay,
+        "augmentation": f"random shifts of up to {args.shift} px" if args.shift else "none",
+        "seed": args.seed,
+        "train_seconds": round(seconds, 1),
+        "device": str(device),
+    }
+    try:
+        metadata = save_classifier(clf, args.out, recipe)
+    except OSError as error:
+        return fail(PROG, f"{written(error)}; the files in {args.out} are as they were")
     print(
         f"test accuracy {accuracy:.4f} after {seconds:.0f} s; "
         f"wrote {args.out / 'classifier.npz'} (sha256 {metadata['sha256'][:12]}…)"

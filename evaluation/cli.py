@@ -9,9 +9,9 @@ from pathlib import Path
 from evaluation.report import MAX_PER_CLASS, evaluate_generator, load_real, plot_sweeps, table
 from model.classifier import ClassifierError, load_classifier
 from model.export import WeightsError, load_generator
-from model.net import IMAGE_SIZE, N_CLASSES
+from model.net import N_CLASSES
 from training.data import DataError
-from training.flags import OneLineParser, count_at_least, count_between, fail
+from training.flags import OneLineParser, count_at_least, count_between, fail, unwritable
 
 PROG = "evaluate.py"
 
@@ -96,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     2 after a one-line error."""
     args = parse_args(argv)
     start = time.perf_counter()
+    report_path = args.report
+    plot_path = args.plot or report_path.with_name(f"{report_path.stem}_sweeps.png")
+    for flag, path in (("--report", report_path), ("--plot", plot_path)):
+        if path.is_dir():
+            return fail(PROG, f"{flag} {path}: is a folder, not a file")
+        if error := unwritable(flag, path.parent):
+            return fail(PROG, error)
     if not args.generator.is_dir():
         return fail(PROG, f"--generator {args.generator}: folder not found")
     try:
@@ -114,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, str(error))
     except OSError as error:  # Chainer's download: no network, no disk space, ...
         return fail(PROG, f"could not download MNIST with Chainer ({error}); pass --data FOLDER")
-    if real_images.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):
-        return fail(PROG, f"{args.data}: images are {real_images.shape[2:]}, expected 28x28")
     try:
-        report_path = args.report
-        plot_path = args.plot or report_path.with_name(f"{report_path.stem}_sweeps.png")
         for path in (report_path, plot_path):
             path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -12,12 +12,14 @@ import chainer.functions as F
 import chainer.links as L
 import numpy as np
 
-from model.files import checked_metadata, load_weights, save_chain
+from model.files import checked_sizes, load_chain, save_chain
 from model.net import IMAGE_SIZE, N_CLASSES
 
 ARCHITECTURE = "mnist-cnn-conv3x3x4-fc"
 WEIGHTS_NAME = "classifier.npz"
 METADATA_NAME = "classifier.json"
+# 8x the shipped classifier's sizes, so that a damaged classifier.json cannot ask for terabytes
+SIZE_BOUNDS = {"ch": 256, "n_features": 1024, "n_classes": 1024}
 
 
 class ClassifierError(Exception):
@@ -81,7 +83,6 @@ def predict(clf: Classifier, images: np.ndarray, batchsize: int = 500) -> tuple[
 
 def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
     """Write classifier.npz (float32, CPU) and classifier.json into `folder`; return the metadata."""
-    folder = Path(folder)
     described = {
         "architecture": {
             "name": ARCHITECTURE,
@@ -93,23 +94,27 @@ def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
         "input": "float32 (n, 1, 28, 28), white digit on black, values in [0, 1]",
         **metadata,
     }
-    return save_chain(clf, folder / WEIGHTS_NAME, folder / METADATA_NAME, described)
+    return save_chain(clf, folder, WEIGHTS_NAME, METADATA_NAME, described)
+
+
+def classifier_arguments(metadata: dict, path: Path) -> dict:
+    """Classifier's arguments from the metadata's architecture, each checked before it sizes arrays."""
+    arch = metadata.get("architecture")
+    name = arch.get("name") if isinstance(arch, dict) else arch
+    if name != ARCHITECTURE:
+        raise ClassifierError(f"{path}: unknown architecture {name!r}")
+    sizes = checked_sizes(arch, SIZE_BOUNDS, path, ClassifierError)
+    dropout = arch.get("dropout")
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise ClassifierError(f"{path}: architecture.dropout must be a number in [0, 1), got {dropout!r}")
+    return {**sizes, "dropout": dropout}
 
 
 def load_classifier(folder: Path) -> tuple[Classifier, dict]:
     """Rebuild the classifier from `folder`, checking the npz against the metadata's sha256."""
-    folder = Path(folder)
-    path = folder / METADATA_NAME
-    metadata = checked_metadata(folder / WEIGHTS_NAME, path, ClassifierError)
-    arch = metadata.get("architecture", {})
-    if not isinstance(arch, dict) or arch.get("name") != ARCHITECTURE:
-        name = arch.get("name") if isinstance(arch, dict) else arch
-        raise ClassifierError(f"{path}: unknown architecture {name!r}")
-    try:
-        clf = Classifier(
-            ch=arch["ch"], n_features=arch["n_features"], n_classes=arch["n_classes"], dropout=arch["dropout"]
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise ClassifierError(f"{path}: architecture does not describe a classifier ({error})") from None
-    load_weights(folder / WEIGHTS_NAME, clf, ClassifierError)
-    return clf, metadata
+    path = Path(folder) / METADATA_NAME
+
+    def build(metadata: dict) -> Classifier:
+        return Classifier(**classifier_arguments(metadata, path))
+
+    return load_chain(folder, WEIGHTS_NAME, METADATA_NAME, build, ClassifierError)

@@ -2,13 +2,14 @@
 
 from pathlib import Path
 
-from model.files import checked_metadata, load_weights, save_chain
+from model.files import checked_sizes, load_chain, save_chain
 from model.net import Generator
 from model.sampling import NOISE_RULE
 
 ARCHITECTURE = "cdcgan-fc7x7-deconv4x2"
 WEIGHTS_NAME = "generator.npz"
 METADATA_NAME = "generator.json"
+PREVIEW_NAME = "preview.png"
 MAX_SIZE = 1024  # 8x the default widths; keeps a damaged generator.json from asking for terabytes
 
 
@@ -27,9 +28,9 @@ def architecture_of(gen: Generator) -> dict:
     }
 
 
-def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
-    """Write generator.npz (float32, CPU) and generator.json into `folder`; return the metadata."""
-    folder = Path(folder)
+def save_generator(gen: Generator, folder: Path, metadata: dict, preview: bytes | None = None) -> dict:
+    """Write generator.npz (float32, CPU) and generator.json into `folder`, with the preview.png
+    `preview` beside them when given, committed together; return the metadata."""
     described = {
         "architecture": architecture_of(gen),
         "z": {
@@ -39,7 +40,8 @@ def save_generator(gen: Generator, folder: Path, metadata: dict) -> dict:
         },
         **metadata,
     }
-    return save_chain(gen, folder / WEIGHTS_NAME, folder / METADATA_NAME, described)
+    beside = {PREVIEW_NAME: preview} if preview is not None else {}
+    return save_chain(gen, folder, WEIGHTS_NAME, METADATA_NAME, described, beside)
 
 
 def architecture_arguments(metadata: dict, path: Path) -> dict:
@@ -51,14 +53,7 @@ def architecture_arguments(metadata: dict, path: Path) -> dict:
     name = arch.get("name") if isinstance(arch, dict) else arch
     if name != ARCHITECTURE:
         raise WeightsError(f"{path}: unknown architecture {name!r}")
-    sizes = {}
-    for key in ("z_size", "ch", "n_classes"):
-        value = arch.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
-            raise WeightsError(
-                f"{path}: architecture.{key} must be an integer from 1 to {MAX_SIZE}, got {value!r}"
-            )
-        sizes[key] = value
+    sizes = checked_sizes(arch, dict.fromkeys(("z_size", "ch", "n_classes"), MAX_SIZE), path, WeightsError)
     label_bn = arch.get("label_bn", False)
     if not isinstance(label_bn, bool):
         raise WeightsError(f"{path}: architecture.label_bn must be true or false, got {label_bn!r}")
@@ -67,8 +62,9 @@ def architecture_arguments(metadata: dict, path: Path) -> dict:
 
 def load_generator(folder: Path) -> tuple[Generator, dict]:
     """Rebuild the generator from `folder`, checking the npz against the metadata's sha256."""
-    folder = Path(folder)
-    metadata = checked_metadata(folder / WEIGHTS_NAME, folder / METADATA_NAME, WeightsError)
-    gen = Generator(**architecture_arguments(metadata, folder / METADATA_NAME))
-    load_weights(folder / WEIGHTS_NAME, gen, WeightsError)
-    return gen, metadata
+    path = Path(folder) / METADATA_NAME
+
+    def build(metadata: dict) -> Generator:
+        return Generator(**architecture_arguments(metadata, path))
+
+    return load_chain(folder, WEIGHTS_NAME, METADATA_NAME, build, WeightsError)

@@ -148,7 +148,7 @@ def test_a_communicator_without_mpi4py_is_one_line(monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_a_single_process_run_imports_neither_chainermn_nor_mpi4py(eight_images, tmp_path):
-    argv = [*TINY, "--epoch", "1", "--data", str(eight_images), "--out", str(tmp_path)]
+    argv = [*TINY, "--batchsize", "4", "--epoch", "1", "--data", str(eight_images), "--out", str(tmp_path)]
     script = (
         "import sys\n"
         "from training.cli import main\n"

@@ -1,19 +1,25 @@
 """The three scripts' wiring, and evaluate.py and train_classifier.py end to end, in-process, on files the
 tests write (no network, no real MNIST)."""
 
+import errno
+import hashlib
 import json
+import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from helpers import ROOT, write_mnist_folder
+from helpers import ROOT, write_idx, write_mnist_folder
 
 from evaluation import classifier_cli
 from evaluation import cli as evaluate_cli
 from model.classifier import Classifier, save_classifier
 from training import cli as train_cli
+from training.data import IMAGES_MAGIC, TEST_IMAGES, TRAIN_IMAGES
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +141,8 @@ def test_train_classifier_writes_weights_metadata_and_log(mnist_folder, tmp_path
         "1",
         "--limit",
         "20",
+        "--batchsize",
+        "8",
         "--out",
         str(out),
         "--result",
@@ -159,3 +167,132 @@ def test_train_classifier_names_a_missing_data_folder(tmp_path, capsys):
         capsys.readouterr().err
         == f"train_classifier.py: error: {tmp_path / 'nowhere'}: data directory not found\n"
     )
+
+
+# ---------------------------------------------------------------- faults: checks before the work, signals
+
+
+def test_train_classifier_refuses_an_out_it_cannot_write_before_training(mnist_folder, tmp_path, capsys):
+    (tmp_path / "weights").write_text("a file")
+    argv = ["--data", str(mnist_folder), "--batchsize", "8", "--out", str(tmp_path / "weights")]
+    argv += ["--result", str(tmp_path / "log")]
+    assert classifier_cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"train_classifier.py: error: --out {tmp_path / 'weights'}: {tmp_path / 'weights'} is not a folder\n"
+    )
+    assert not (tmp_path / "log").exists(), "it trained"
+
+
+@pytest.mark.parametrize(
+    ("name", "images", "message"),
+    [
+        (TRAIN_IMAGES, np.zeros((40, 28, 27)), "images are 28x27, expected 28x28"),
+        (TEST_IMAGES, np.zeros((40, 32, 32)), "images are 32x32, expected 28x28"),
+        (TEST_IMAGES, np.zeros((0, 28, 28)), "holds no images"),
+    ],
+)
+def test_train_classifier_refuses_images_it_cannot_use(mnist_folder, tmp_path, capsys, name, images, message):
+    data = shutil.copytree(mnist_folder, tmp_path / "mnist")
+    write_idx(data / name, images, IMAGES_MAGIC)
+    assert classifier_cli.main(["--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"train_classifier.py: error: {data / name}: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_classifier_refuses_a_batch_larger_than_the_data(mnist_folder, tmp_path, capsys):
+    argv = ["--data", str(mnist_folder), "--limit", "10", "--batchsize", "16", "--out", str(tmp_path)]
+    assert classifier_cli.main(argv) == 2
+    assert (
+        capsys.readouterr().err
+        == "train_classifier.py: error: --batchsize 16: more than the 10 training images\n"
+    )
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_train_classifier_stops_on_a_signal_with_one_line(
+    mnist_folder, tmp_path, monkeypatch, capsys, signum, status
+):
+    real = classifier_cli.build_trainer
+
+    def build(*args, **kwargs):
+        trainer = real(*args, **kwargs)
+        trainer.extend(lambda trainer: signal.raise_signal(signum), trigger=(1, "iteration"), name="signal")
+        return trainer
+
+    monkeypatch.setattr(classifier_cli, "build_trainer", build)
+    argv = ["--data", str(mnist_folder), "--batchsize", "8", "--out", str(tmp_path / "out")]
+    assert classifier_cli.main([*argv, "--result", str(tmp_path / "log")]) == status
+    name = signal.Signals(signum).name
+    assert capsys.readouterr().err == (
+        f"train_classifier.py: stopped by {name}; nothing was written to {tmp_path / 'out'}\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_classifier_on_a_full_disk_keeps_the_classifier_there(
+    mnist_folder, classifier_dir, tmp_path, monkeypatch, capsys
+):
+    out = shutil.copytree(classifier_dir, tmp_path / "weights")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_save = classifier_cli.save_classifier
+
+    def save_on_a_full_disk(*args):
+        monkeypatch.setattr(os, "write", full)
+        return real_save(*args)
+
+    monkeypatch.setattr(classifier_cli, "save_classifier", save_on_a_full_disk)
+    argv = ["--data", str(mnist_folder), "--epoch", "1", "--batchsize", "8", "--out", str(out)]
+    argv += ["--result", str(tmp_path / "log")]
+    assert classifier_cli.main(argv) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert err.startswith(f"train_classifier.py: error: {out / 'classifier.npz'}: no space left on device (")
+    assert err.endswith(f"; the files in {out} are as they were\n") and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("flag", ["--report", "--plot"])
+def test_evaluate_refuses_an_output_it_cannot_write_before_evaluating(
+    generator_dir, classifier_dir, mnist_folder, tmp_path, capsys, flag
+):
+    (tmp_path / "file").write_text("a file")
+    args = evaluate_args(generator_dir, classifier_dir, mnist_folder, tmp_path / "r.json")
+    target = tmp_path / "file" / "out.json"
+    assert evaluate_cli.main([*args, flag, str(target)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"evaluate.py: error: {flag} {target.parent}: {target.parent} is not a folder\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_evaluate_refuses_training_images_of_another_shape(
+    generator_dir, classifier_dir, mnist_folder, tmp_path, capsys
+):
+    data = shutil.copytree(mnist_folder, tmp_path / "mnist")
+    write_idx(data / TRAIN_IMAGES, np.zeros((40, 32, 32)), IMAGES_MAGIC)
+    assert evaluate_cli.main(evaluate_args(generator_dir, classifier_dir, data, tmp_path / "r.json")) == 2
+    assert (
+        capsys.readouterr().err
+        == f"evaluate.py: error: {data / TRAIN_IMAGES}: images are 32x32, expected 28x28\n"
+    )
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_refuses_garbage_weights_with_a_matching_sha256(
+    generator_dir, classifier_dir, tmp_path, capsys
+):
+    folder = shutil.copytree(generator_dir, tmp_path / "weights")
+    garbage = np.random.RandomState(0).bytes(5000)
+    (folder / "generator.npz").write_bytes(garbage)
+    metadata = json.loads((folder / "generator.json").read_text())
+    metadata["sha256"] = hashlib.sha256(garbage).hexdigest()
+    (folder / "generator.json").write_text(json.dumps(metadata))
+    assert evaluate_cli.main(["--generator", str(folder), "--classifier", str(classifier_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"evaluate.py: error: {folder / 'generator.npz'}: does not fit the architecture (")
+    assert err.count("\n") == 1

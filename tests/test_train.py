@@ -1,7 +1,16 @@
 """Training: the updater's steps, determinism, snapshot/resume and train.py's command line, in-process."""
 
 import copy
+import errno
+import gzip
 import json
+import os
+import re
+import shlex
+import signal
+import struct
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import chainer
@@ -10,6 +19,7 @@ import pytest
 from chainer.datasets import TupleDataset
 from helpers import write_idx, write_mnist_folder
 
+import training.cli
 from model.export import load_generator
 from model.net import Generator
 from training.cli import build_parser, main, parse_args
@@ -501,3 +511,214 @@ def test_a_missing_snapshot_is_one_line(mnist_folder, tmp_path, capsys):
 def test_a_bad_device_is_one_line(capsys):
     assert main(["--device", "@nowhere:7"]) == 2
     assert capsys.readouterr().err.startswith("train.py: error: --device @nowhere:7: ")
+
+
+# ---------------------------------------------------------------- faults: checks, signals, a full disk
+
+
+def stop_at(monkeypatch, iteration: int, signum: int) -> None:
+    """The run sends itself `signum` during iteration `iteration`, as a scheduler or Ctrl-C would."""
+    real = training.cli.build_trainer
+
+    def build(*args, **kwargs):
+        trainer = real(*args, **kwargs)
+        trainer.extend(  # a stateless trigger, so that the snapshots have their usual keys
+            lambda trainer: signal.raise_signal(signum),
+            trigger=lambda trainer: trainer.updater.iteration == iteration,
+            name="send_signal",
+        )
+        return trainer
+
+    monkeypatch.setattr(training.cli, "build_trainer", build)
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_ends_training_with_a_snapshot_and_the_command_that_resumes_it(
+    mnist_folder, uninterrupted, tmp_path, monkeypatch, capsys, signum, status
+):
+    flags = ["--epoch", "2", "--snapshot-interval", "3"]
+    handler = signal.getsignal(signum)
+    stop_at(monkeypatch, 4, signum)
+    assert run_train(mnist_folder, tmp_path, *flags) == status
+    monkeypatch.undo()
+    lines = capsys.readouterr().err.splitlines()
+    name = signal.Signals(signum).name
+    assert len(lines) == 1 and lines[0].startswith(
+        f"train.py: stopped by {name} at iteration 4; resume with: "
+    )
+    command = shlex.split(lines[0].split("resume with: ")[1])
+    assert command[:2] == ["python", "train.py"] and command[-2:] == [
+        "--resume",
+        str(tmp_path / "snapshot_iter_4"),
+    ]
+    assert signal.getsignal(signum) == handler, "the signal's handler did not come back"
+    assert main(command[2:]) == 0
+    assert (tmp_path / "generator.npz").read_bytes() == (uninterrupted / "generator.npz").read_bytes()
+    assert losses(tmp_path) == losses(uninterrupted)
+
+
+def test_a_signal_right_after_a_snapshot_names_that_snapshot(mnist_folder, tmp_path, monkeypatch, capsys):
+    stop_at(monkeypatch, 3, signal.SIGTERM)
+    assert run_train(mnist_folder, tmp_path, "--epoch", "2", "--snapshot-interval", "3") == 143
+    assert capsys.readouterr().err.rstrip().endswith(f"--resume {tmp_path / 'snapshot_iter_3'}")
+    assert sorted(p.name for p in tmp_path.glob("snapshot_iter_*")) == ["snapshot_iter_3"]
+
+
+def full_disk_for(monkeypatch, name: str) -> None:
+    """Writing a file whose name starts with `name` fails as on a full disk; other files are written."""
+    real_open, real_write, full = os.open, os.write, set()
+
+    def open_(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        if Path(path).name.lstrip(".").startswith(name):
+            full.add(fd)
+        return fd
+
+    def write(fd, data):
+        if fd in full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_a_full_disk_names_the_snapshot_keeps_the_last_one_and_says_how_to_resume(
+    mnist_folder, tmp_path, monkeypatch, capsys
+):
+    full_disk_for(monkeypatch, "snapshot_iter_6")
+    flags = ["--epoch", "2", "--snapshot-interval", "3"]
+    assert run_train(mnist_folder, tmp_path, *flags) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"train.py: error: {tmp_path / 'snapshot_iter_6'}: no space left on device (")
+    assert re.search(r"\(\d[\d,]* bytes to write, \d[\d,]* bytes free\)", err)
+    resume = f"resume with: python train.py {shlex.join(TINY)} --data {mnist_folder} --out {tmp_path} "
+    assert resume in err and err.endswith(f"--resume {tmp_path / 'snapshot_iter_3'}\n")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".", "snapshot"))) == [
+        "snapshot_iter_3"
+    ], "a temporary file was left, or the earlier snapshot was lost"
+    assert run_train(mnist_folder, tmp_path, *flags, "--resume", str(tmp_path / "snapshot_iter_3")) == 0
+
+
+def test_a_full_disk_during_an_export_keeps_the_previous_generator(
+    mnist_folder, tmp_path, monkeypatch, capsys
+):
+    out, weights = tmp_path / "out", tmp_path / "weights"
+    assert run_train(mnist_folder, tmp_path / "first", "--epoch", "1", "--export", str(weights)) == 0
+    before = {p.name: p.read_bytes() for p in weights.iterdir()}
+    full_disk_for(monkeypatch, "preview.png")
+    assert run_train(mnist_folder, out, "--epoch", "2", "--seed", "1", "--export", str(weights)) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert err.startswith(f"train.py: error: {weights / 'preview.png'}: no space left on device (")
+    assert f"the files in {weights} are as they were; once it can be written, export with: " in err
+    assert err.endswith(f"--resume {out / 'snapshot_iter_8'} --export-only\n")
+    assert {p.name: p.read_bytes() for p in weights.iterdir()} == before
+    again = shlex.split(err.split("export with: ")[1])[2:]
+    assert main(again) == 0 and load_generator(weights)[1]["iterations"] == 8
+
+
+def spoiled_images(folder: Path, images: np.ndarray) -> Path:
+    folder.mkdir()
+    write_mnist_folder(folder, n=4)
+    write_idx(folder / TRAIN_IMAGES, images, IMAGES_MAGIC)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((4, 32, 32)), "images are 32x32, expected 28x28"),
+        (np.zeros((4, 28, 27)), "images are 28x27, expected 28x28"),
+        (np.zeros((0, 28, 28)), "holds no images"),
+    ],
+)
+def test_images_of_another_shape_or_none_are_refused_before_anything_is_written(
+    tmp_path, capsys, images, message
+):
+    data = spoiled_images(tmp_path / "mnist", images)
+    assert main(["--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"train.py: error: {data / TRAIN_IMAGES}: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_idx_header_whose_sizes_overflow_is_refused(tmp_path, capsys):
+    data = write_mnist_folder(tmp_path, n=4)
+    header = struct.pack(">4I", IMAGES_MAGIC, 2**31, 2**31, 4)
+    (data / TRAIN_IMAGES).write_bytes(gzip.compress(header))
+    assert main(["--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert "holds 0 data bytes, header (2147483648, 2147483648, 4) says" in capsys.readouterr().err
+
+
+def test_a_batch_larger_than_the_data_is_refused(mnist_folder, tmp_path, capsys):
+    assert run_train(mnist_folder, tmp_path / "out", "--limit", "4") == 2  # TINY's batch is 8
+    assert capsys.readouterr().err == "train.py: error: --batchsize 8: more than the 4 training images\n"
+    assert not (tmp_path / "out").exists()
+
+
+def read_only(monkeypatch) -> None:
+    """Every folder refuses new files, as a read-only mount does (root writes through permissions)."""
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refused)
+
+
+@pytest.mark.parametrize(
+    ("where", "flag", "spoil", "problem"),
+    [
+        ("out", "--out", lambda path: path.write_text("a file"), "{path} is not a folder"),
+        ("out/sub", "--out", lambda path: path.parent.write_text("a file"), "{parent} is not a folder"),
+        ("out", "--out", None, "cannot write in {base} (Read-only file system)"),
+        ("weights", "--export", lambda path: path.write_text("a file"), "{path} is not a folder"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_training(
+    mnist_folder, tmp_path, monkeypatch, capsys, where, flag, spoil, problem
+):
+    base = tmp_path / "base"
+    base.mkdir()
+    path = base / where
+    if spoil is None:
+        read_only(monkeypatch)
+    else:
+        spoil(path)
+    outputs = {"--out": base / "out", "--export": base / "weights", flag: path}
+    before = sorted(base.rglob("*"))
+    started = []
+    monkeypatch.setattr(training.cli, "train", lambda *args: started.append(args))
+    assert run_train(mnist_folder, outputs["--out"], "--export", str(outputs["--export"])) == 2
+    expected = problem.format(path=path, parent=path.parent, base=base)
+    assert capsys.readouterr().err == f"train.py: error: {flag} {path}: {expected}\n"
+    assert not started and sorted(base.rglob("*")) == before, "it trained, or wrote something"
+
+
+def test_resuming_with_other_data_names_the_flags(mnist_folder, uninterrupted, tmp_path, capsys):
+    snapshot = uninterrupted / "snapshot_iter_3"
+    assert run_train(mnist_folder, tmp_path, "--limit", "16", "--resume", str(snapshot)) == 2
+    assert capsys.readouterr().err == (
+        f"train.py: error: --resume {snapshot}: taken on 32 training images, this run has 16: "
+        "pass the --data and --limit it was taken with\n"
+    )
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(
+    mnist_folder, uninterrupted, tmp_path, capsys
+):
+    snapshot = uninterrupted / "snapshot_iter_8"
+    assert run_train(mnist_folder, tmp_path, "--epoch", "2", "--resume", str(snapshot)) == 0
+    assert (
+        f"--resume {snapshot}: at epoch 2 of --epoch 2, nothing is left to train" in capsys.readouterr().out
+    )
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_the_next_snapshot_removes_what_a_killed_one_left(mnist_folder, tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    leftover = tmp_path / ".snapshot_iter_3.0badf00d.tmp"  # the name write_file gives it
+    leftover.write_bytes(b"half a snapshot")
+    assert run_train(mnist_folder, tmp_path, "--epoch", "1") == 0
+    assert not leftover.exists() and (tmp_path / "snapshot_iter_4").is_file()

@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers import ROOT, free_port, lively_generator, save, web_command
+from helpers import ROOT, free_port, lively_generator, save, save_small_classifier, web_command
 
 import webapp
 from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, save_generator
@@ -40,7 +41,16 @@ def truncate_consistently(folder: Path) -> None:
     (folder / METADATA_NAME).write_text(json.dumps(metadata))
 
 
+def garbage_with_matching_sha256(folder: Path) -> None:
+    """Random bytes as the npz, their sha256 (wrongly) recorded: the bytes themselves must be refused."""
+    (folder / WEIGHTS_NAME).write_bytes(np.random.RandomState(0).bytes(50_000))
+    metadata = json.loads((folder / METADATA_NAME).read_text())
+    metadata["sha256"] = sha256_of(folder / WEIGHTS_NAME)
+    (folder / METADATA_NAME).write_text(json.dumps(metadata))
+
+
 DAMAGES = {
+    "random bytes, matching sha256": (garbage_with_matching_sha256, "does not fit the architecture"),
     "missing npz": (lambda folder: (folder / WEIGHTS_NAME).unlink(), "generator.npz: file not found"),
     "missing json": (lambda folder: (folder / METADATA_NAME).unlink(), "generator.json: file not found"),
     "truncated npz": (lambda folder: truncate(folder / WEIGHTS_NAME), "sha256 does not match"),
@@ -113,6 +123,33 @@ def python(code: str, generator_dir: Path) -> subprocess.CompletedProcess:
     )
 
 
+def test_garbage_weights_with_a_matching_sha256_end_the_app_with_one_line(weights, monkeypatch, capsys):
+    garbage_with_matching_sha256(weights)
+    monkeypatch.setenv("GENERATOR_DIR", str(weights))
+    with pytest.raises(SystemExit) as exit_info:
+        webapp.serve()
+    assert exit_info.value.code == EXIT_BAD_WEIGHTS
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"app: error: the generator's weights failed their check: {weights / WEIGHTS_NAME}: does not fit"
+    )
+
+
+def test_a_classifier_of_absurd_size_ends_the_app_with_one_line(weights, monkeypatch, capsys):
+    save_small_classifier(weights)
+    metadata = json.loads((weights / "classifier.json").read_text())
+    metadata["architecture"]["ch"] = 1_000_000
+    (weights / "classifier.json").write_text(json.dumps(metadata))
+    monkeypatch.setenv("GENERATOR_DIR", str(weights))
+    with pytest.raises(SystemExit) as exit_info:
+        webapp.serve()
+    assert exit_info.value.code == EXIT_BAD_WEIGHTS
+    assert capsys.readouterr().err == (
+        f"app: error: the classifier's weights failed their check: {weights / 'classifier.json'}: "
+        "architecture.ch must be an integer from 1 to 256, got 1000000\n"
+    )
+
+
 def test_importing_webapp_reads_no_weights_and_app_py_stops_on_damaged_ones(weights):
     truncate(weights / WEIGHTS_NAME)
     assert python("import webapp", weights).returncode == 0
@@ -130,8 +167,16 @@ def test_app_py_gives_gunicorn_the_flask_app(weights):
 
 
 @pytest.mark.slow
-def test_gunicorn_stops_at_once_on_damaged_weights_instead_of_restarting_workers(weights):
-    truncate(weights / WEIGHTS_NAME)
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda folder: truncate(folder / WEIGHTS_NAME), "sha256 does not match"),
+        (garbage_with_matching_sha256, "does not fit the architecture"),
+    ],
+    ids=["truncated", "garbage with a matching sha256"],
+)
+def test_gunicorn_stops_at_once_on_damaged_weights_instead_of_restarting_workers(weights, spoil, message):
+    spoil(weights)
     env = {**os.environ, "PORT": str(free_port()), "HOST": "127.0.0.1", "GENERATOR_DIR": str(weights)}
     env.pop("WEB_CONCURRENCY", None)
     done = subprocess.run(web_command(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -140,5 +185,5 @@ def test_gunicorn_stops_at_once_on_damaged_weights_instead_of_restarting_workers
     # The master checks the weights before it forks: no worker ever boots, one line says why.
     assert "Booting worker" not in output, output
     assert output.count("app: error: the generator's weights failed their check:") == 1, output
-    assert "sha256 does not match" in output
+    assert message in output
     assert "Traceback" not in output

@@ -1,9 +1,12 @@
 """train.py's command line: its flags, their checks, and the run they start."""
 
 import argparse
+import contextlib
+import sys
 from pathlib import Path
 
 import chainer
+import numpy as np
 
 from training.data import DataError, load_mnist
 from training.flags import (
@@ -14,8 +17,11 @@ from training.flags import (
     positive_float,
     positive_int,
     unit_float,
+    unwritable,
+    written,
 )
 from training.memory import keep_freed_memory
+from training.stopping import TrainingStopped, latest_snapshot, resume_command, without_flag
 from training.trainer import COMMUNICATORS, build_trainer, export, shared_error
 
 PROG = "train.py"
@@ -170,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if rank == 0:  # under MPI, rank 0 reads the data and scatters it
         try:
             dataset = load_mnist(args.data, args.limit)
+            error = start_problem(args, dataset, 1 if comm is None else comm.size)
         except DataError as exception:
             error = str(exception)
     if error := shared_error(comm, error):
@@ -177,18 +184,90 @@ def main(argv: list[str] | None = None) -> int:
 
     trainer = build_trainer(args, dataset, device, comm)
     if args.resume is not None:  # under MPI, every process loads rank 0's snapshot
-        try:
-            chainer.serializers.load_npz(str(args.resume), trainer)
-        except FileNotFoundError:
-            error = f"--resume {args.resume}: file not found"
-        except Exception as exception:  # a damaged or foreign npz raises many types
-            error = f"--resume {args.resume}: not a snapshot of this trainer ({exception})"
+        error = load_snapshot(args.resume, trainer)
     if error := shared_error(comm, error):
         return fail_on_rank_0(error)
+    argv = sys.argv[1:] if argv is None else argv
     if not args.export_only:
-        trainer.run()
+        if args.resume is not None and trainer.updater.epoch_detail >= args.epoch:
+            print(
+                f"--resume {args.resume}: at epoch {trainer.updater.epoch_detail:g} of --epoch {args.epoch}, "
+                "nothing is left to train (a larger --epoch trains on)"
+            )
+        elif (status := train(trainer, args, argv)) is not None:
+            return status
 
     if args.export is not None and rank == 0:
-        export(trainer, args.ema, args.export)
+        try:
+            export(trainer, args.ema, args.export)
+        except OSError as exception:
+            snapshot = (None if args.export_only else latest_snapshot(args.out)) or args.resume
+            again = resume_command(PROG, without_flag(argv, "--export-only", takes_value=False), snapshot)
+            return fail(
+                PROG,
+                f"{written(exception)}; the files in {args.export} are as they were; "
+                f"once it can be written, export with: {again} --export-only",
+            )
         print(f"exported the generator to {args.export}")
     return 0
+
+
+def start_problem(args: argparse.Namespace, dataset, processes: int) -> str | None:
+    """Why the run cannot start: too few images for a batch, or an output that cannot be written."""
+    if not args.export_only and len(dataset) < args.batchsize * processes:
+        per_process = f" for {processes} processes" if processes > 1 else ""
+        return f"--batchsize {args.batchsize}{per_process}: more than the {len(dataset)} training images"
+    outputs = {"--export": args.export} if args.export_only else {"--out": args.out, "--export": args.export}
+    for flag, folder in outputs.items():
+        if folder is not None and (problem := unwritable(flag, folder)):
+            return problem
+    return None
+
+
+def load_snapshot(path: Path, trainer: chainer.training.Trainer) -> str | None:
+    """Restore `trainer` from a snapshot; else why not, naming the flag that differs where it can."""
+    try:
+        chainer.serializers.load_npz(str(path), trainer)
+    except FileNotFoundError:
+        return f"--resume {path}: file not found"
+    except Exception as exception:  # a damaged or foreign npz raises many types
+        images = len(trainer.updater.data)
+        try:
+            with np.load(path) as snapshot:
+                taken_on = len(snapshot["updater/iterator:main/order"])
+        except Exception:  # not even an npz of a trainer: the message below says so
+            taken_on = images
+        if taken_on != images:
+            return (
+                f"--resume {path}: taken on {taken_on} training images, this run has {images}: "
+                "pass the --data and --limit it was taken with"
+            )
+        return f"--resume {path}: not a snapshot of this trainer ({exception})"
+    return None
+
+
+def train(trainer: chainer.training.Trainer, args: argparse.Namespace, argv: list[str]) -> int | None:
+    """Run the trainer: None when it finished, else the exit status after one line that says how to
+    resume (a signal stopped it, or a file could not be written)."""
+    try:
+        stopper = trainer.get_extension("StopOnSignal").catching()
+    except ValueError:  # under MPI the signals keep their usual meaning
+        stopper = contextlib.nullcontext()
+    try:
+        with stopper:
+            trainer.run(show_loop_exception_msg=False)
+    except TrainingStopped as stopped:
+        print(
+            f"{PROG}: {stopped}; resume with: {resume_command(PROG, argv, stopped.snapshot)}", file=sys.stderr
+        )
+        return 128 + stopped.signum
+    except OSError as exception:
+        snapshot = latest_snapshot(args.out)
+        if snapshot is None:
+            return fail(PROG, f"{written(exception)}; no snapshot was written yet")
+        return fail(
+            PROG,
+            f"{written(exception)}; once it can be written, resume with: "
+            f"{resume_command(PROG, argv, snapshot)}",
+        )
+    return None

@@ -1,12 +1,15 @@
 """MNIST for training: the four standard IDX .gz files from a folder, or Chainer's download."""
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 from chainer.datasets import TupleDataset, get_mnist
+
+from model.net import IMAGE_SIZE
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
@@ -41,7 +44,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     if len(raw) < header_size:
         raise DataError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{n_dims}I", raw[4:header_size])
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python's integers: a header of huge sizes cannot overflow to 0
     found = len(raw) - header_size
     if found != expected:
         raise DataError(f"{path}: holds {found} data bytes, header {shape} says {expected}")
@@ -56,6 +59,12 @@ def read_mnist_folder(folder: Path, train: bool = True) -> tuple[np.ndarray, np.
     images_name, labels_name = (TRAIN_IMAGES, TRAIN_LABELS) if train else (TEST_IMAGES, TEST_LABELS)
     images = read_idx(folder / images_name, IMAGES_MAGIC)
     labels = read_idx(folder / labels_name, LABELS_MAGIC)
+    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        height, width = images.shape[1:]
+        expected = f"{IMAGE_SIZE}x{IMAGE_SIZE}"
+        raise DataError(f"{folder / images_name}: images are {height}x{width}, expected {expected}")
+    if len(images) == 0:
+        raise DataError(f"{folder / images_name}: holds no images")
     if len(images) != len(labels):
         raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels")
     if labels.max(initial=0) >= 10:

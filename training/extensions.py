@@ -1,5 +1,5 @@
 """Trainer extensions: the generator average, the learning-rate decay, the run's recipe, the preview
-grid and the export."""
+grid, the export and the snapshot writer."""
 
 import datetime
 import json
@@ -9,9 +9,11 @@ from pathlib import Path
 import chainer
 import numpy as np
 from chainer import training
+from chainer.training.extensions import snapshot_writers
 from PIL import Image
 
 from model.export import save_generator
+from model.files import npz_bytes, remove_temporaries, write_file
 from model.images import tile, to_uint8
 from model.net import N_CLASSES, Generator
 from model.sampling import generate, one_hot, seeds_noise
@@ -177,3 +179,14 @@ def export_generator(
         save_generator(gen, out, generator_metadata(trainer, record.recipe()))
 
     return write_generator
+
+
+class SnapshotWriter(snapshot_writers.Writer):
+    """Writes each snapshot through model.files.write_file: built in memory, fsynced and renamed into
+    place, so that a killed run leaves whole snapshots and at most one temporary file, which the next
+    snapshot removes, and a full disk raises NoSpaceError naming the file."""
+
+    def __call__(self, filename: str, outdir: str, target: dict) -> None:
+        remove_temporaries(Path(outdir), ["snapshot_iter_*"])
+        write_file(Path(outdir) / filename, npz_bytes(target))
+        self._post_save()

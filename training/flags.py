@@ -1,7 +1,9 @@
-"""What the command-line scripts share: the one-line errors, argparse value types and the data flags."""
+"""What the command-line scripts share: the one-line errors, argparse value types, the data flags and
+the checks of their output folders."""
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -98,3 +100,28 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=positive_int, default=None, help="train on the first N training images only"
     )
+
+
+def unwritable(flag: str, folder: Path) -> str | None:
+    """Why `folder` cannot be created and written into, or None; checked before the work starts.
+
+    Nothing is created: a folder that is missing is judged by the nearest folder above it, and the
+    probe is an unnamed temporary file (O_TMPFILE), so it holds where permissions do not (a read-only
+    mount, a full quota) and leaves no name behind.
+    """
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{flag} {folder}: {existing} is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"{flag} {folder}: cannot write in {existing} ({error.strerror})"
+    return None
+
+
+def written(error: OSError) -> str:
+    """An OSError as 'file: problem', the way the one-line errors name a file."""
+    return str(error) if error.filename is None else f"{error.filename}: {error.strerror}"

@@ -10,22 +10,23 @@ from pathlib import Path
 import chainer
 import numpy as np
 from chainer.training import Trainer, extensions, triggers
-from PIL import Image
 
 from model import cpu_kernels
 from model.export import save_generator
-from model.files import atomic_write
+from model.images import png_bytes
 from model.net import Generator, ProjectionDiscriminator
 from training.extensions import (
     EMA_WARMUP,
     GeneratorAverage,
     LinearDecay,
     RunRecord,
+    SnapshotWriter,
     export_generator,
     generator_metadata,
     preview,
     preview_grid,
 )
+from training.stopping import SNAPSHOT_NAME, StopOnSignal
 from training.updater import ConditionalGANUpdater, DeviceData
 
 COMMUNICATORS = ("naive", "pure_nccl")  # ChainerMN's names: CPU processes, or one GPU per process
@@ -86,7 +87,9 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     end = last_iteration(args, len(shard))
     trainer.extend(LinearDecay(args.lr, decay_start(args, end), end))
     if comm is None or comm.rank == 0:
-        extend_writers(trainer, args, gen, run_info(args, dataset, device, end, comm))
+        snapshot = extend_writers(trainer, args, gen, run_info(args, dataset, device, end, comm))
+        if comm is None:  # under MPI the processes would stop at different steps and wait for each other
+            trainer.extend(StopOnSignal(snapshot))
     return trainer
 
 
@@ -101,17 +104,17 @@ def decay_start(args: argparse.Namespace, end: int) -> int:
     return round(args.lr_decay_start * end)
 
 
-def extend_writers(trainer: Trainer, args: argparse.Namespace, gen: Generator, info: dict) -> None:
-    """The generator average and everything that reports or writes files."""
+def extend_writers(
+    trainer: Trainer, args: argparse.Namespace, gen: Generator, info: dict
+) -> chainer.training.Extension:
+    """The generator average and everything that reports or writes files; returns the snapshot."""
     average = GeneratorAverage(gen, args.ema)
     trainer.extend(average)
     record = RunRecord(info)
     trainer.extend(record)
     # Triggers keep state, so each extension gets its own.
-    trainer.extend(
-        extensions.snapshot(filename="snapshot_iter_{.updater.iteration}"),
-        trigger=EveryOrAtEnd(args.snapshot_interval, args.epoch),
-    )
+    snapshot = extensions.snapshot(filename=SNAPSHOT_NAME, writer=SnapshotWriter())
+    trainer.extend(snapshot, trigger=EveryOrAtEnd(args.snapshot_interval, args.epoch))
     trainer.extend(
         export_generator(average.averaged, args.out, EveryOrAtEnd(args.snapshot_interval, args.epoch), record)
     )
@@ -128,6 +131,7 @@ def extend_writers(trainer: Trainer, args: argparse.Namespace, gen: Generator, i
                 trigger=EveryOrAtEnd(args.log_interval, args.epoch),
             )
         )
+    return snapshot
 
 
 def exported_generator(trainer: Trainer, ema: float) -> Generator:
@@ -146,9 +150,7 @@ def export(trainer: Trainer, ema: float, folder: Path) -> None:
     recipe = trainer.get_extension("RunRecord").recipe()
     if ema == 0:  # the last iterate, whatever the run averaged
         recipe["ema_decay"] = 0.0
-    save_generator(gen, folder, generator_metadata(trainer, recipe))
-    grid = Image.fromarray(preview_grid(gen))
-    atomic_write(folder / "preview.png", lambda tmp: grid.save(tmp, format="PNG"))
+    save_generator(gen, folder, generator_metadata(trainer, recipe), preview=png_bytes(preview_grid(gen)))
 
 
 def run_info(args: argparse.Namespace, dataset, device: chainer.backend.Device, end: int, comm=None) -> dict:

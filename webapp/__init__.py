@@ -5,7 +5,8 @@
 
 Importing this package reads no file: create_app() loads the weights. Damaged weights stop start-up:
 a generator.npz that is truncated, replaced (its sha256 is not the one in generator.json), of the
-wrong shape, or missing beside its generator.json raises WeightsError instead of serving half a site.
+wrong shape, not an npz at all (even under a matching sha256), or missing beside its generator.json
+raises WeightsError instead of serving half a site.
 A folder with neither file (weights not trained yet) starts, and the page and /healthz say so.
 The MNIST classifier beside them (classifier.npz and .json) is checked the same way
 (ClassifierError); without either file the app serves everything but the classifier's readings.
