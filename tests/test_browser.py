@@ -1,38 +1,14 @@
 """The slider page in a real browser: Debian's Chromium driven by Playwright (`make chromium`)."""
 
 import re
-import shutil
-import threading
-from pathlib import Path
 
 import pytest
+from chromium import needs_chromium, new_page, serving
 from helpers import lively_generator, nu_errors, save, save_small_classifier
-from werkzeug.serving import make_server
 
 from webapp import create_app
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
-)
-
-CHROMIUM = Path("/usr/bin/chromium")
-# As root in a container Chromium needs --no-sandbox; the rest keep it off the (closed) network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None,
-        reason="/usr/bin/chromium is missing: `make chromium` installs Debian's package (needs root)",
-    ),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -45,31 +21,8 @@ def app(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server_url(app):
     """The test app on a free loopback port, served by a thread for the module's tests."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    thread.join()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def new_page(browser, **context_options):
-    """A fresh page that records console errors and uncaught exceptions."""
-    context = browser.new_context(**context_options)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.problems = []
-    page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
-    page.on("pageerror", lambda error: page.problems.append(str(error)))
-    return page
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
