@@ -1,23 +1,10 @@
-"""What the browser tests share: Debian's Chromium driven by Playwright (`make chromium`), and a server."""
+"""What the browser tests share: Debian's Chromium driven by Playwright (`make chromium`)."""
 
 import shutil
-import threading
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-# As root in a container Chromium needs --no-sandbox; the rest keep it off the (closed) network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from bench.browser import CHROMIUM, CHROMIUM_ARGS
 
 needs_chromium = [
     pytest.mark.slow,
@@ -26,19 +13,6 @@ needs_chromium = [
         reason="/usr/bin/chromium is missing: `make chromium` installs Debian's package (needs root)",
     ),
 ]
-
-
-@contextmanager
-def serving(app):
-    """The app on a free loopback port, served by a thread: yields its URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 @pytest.fixture(scope="module")
