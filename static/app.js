@@ -248,8 +248,9 @@ function loadLocalDrawing() {
 
 /** Draw `state` in the page; false when it cannot (the server will, and say what is wrong). */
 function drawLocally(key, state) {
-  if (serverShown?.key === key) {
-    showServerPicture(); // back to the server's own picture of this very state
+  if (serverShown?.key === key && digit.controller === null) {
+    // Back to the server's own picture of this very state (no older reply can land over it).
+    showServerPicture();
     return true;
   }
   const started = performance.now();
