@@ -205,3 +205,40 @@ def test_a_repeat_visit_takes_the_weights_from_the_cache(page, server_url):
     again = page.evaluate(f"() => ({weights})().transferSize")
     assert first > 1_000_000 and again == 0
     assert page.problems == []
+
+
+def test_without_javascript_the_form_draws_on_the_server(browser, server_url):
+    page = new_page(browser, java_script_enabled=False)
+    try:
+        requested = []
+        page.on("request", lambda r: requested.append(r.url))
+        page.goto(f"{server_url}/?labels=0,0,0,0,0,0,0,0,0,0&seed=42")
+        page.locator("#label-2").fill("0.75")
+        page.locator("#seed").fill("9")
+        page.get_by_role("button", name="Draw", exact=True).click()
+        page.wait_for_url("**/?*seed=9*")
+        assert "labels=0.750" in page.url or "labels=0.75" in page.url
+        image = page.locator("#digit")
+        assert "seed=9" in image.get_attribute("src")
+        page.wait_for_function("() => document.getElementById('digit').naturalWidth === 28")
+        assert page.locator("#digit-local").count() == 0
+        assert not any(".weights" in url or url.endswith(".js") for url in requested)
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1000, "height": 900}, {"width": 360, "height": 740}])
+def test_the_pages_picture_lies_exactly_over_the_servers(browser, server_url, viewport):
+    page = new_page(browser, viewport=viewport, is_mobile=viewport["width"] < 500)
+    try:
+        open_page(page, server_url)
+        page.locator("#label-4").scroll_into_view_if_needed()
+        scripted_drag(page, "label-4", seconds=0.5, release=False)
+        drawn, served = page.locator("#digit-local").bounding_box(), page.locator("#digit").bounding_box()
+        assert drawn == pytest.approx(served, abs=0.5) and served["width"] >= 150
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        page.locator("#label-4").dispatch_event("change")
+        settled_on_the_servers_png(page)
+        assert page.problems == []
+    finally:
+        page.context.close()
