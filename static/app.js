@@ -8,9 +8,17 @@
 //     for as soon as the reply in flight lands, so the picture keeps moving however slow the
 //     server is; a jump (preset, seed, random, typed value) aborts the older request at once
 //     with its AbortController. Either way the last picture shown matches the controls.
+//
+// Once the first picture is on screen, the page fetches the generator's weights (local.js) and
+// from then on draws each new state itself, in the animation frame of the change, on a canvas
+// over the picture; the server is asked only when the controls settle (a drag ends, a key is
+// released, a value is typed, a preset or seed jumps), and its picture replaces the page's. So the
+// picture that stays on screen, the classifier's reading, the downloads and the URL are the
+// server's; the bars say "pending" while the page's own picture is up. Without the weights (an
+// old browser, a failed fetch, prefers-reduced-data or Save-Data) the page works as above.
 
 const form = document.getElementById("controls");
-const { version, downloadScale, generateUrl, gridUrl, interpolateUrl } = form.dataset;
+const { version, downloadScale, generateUrl, gridUrl, interpolateUrl, weightsUrl } = form.dataset;
 const maxSeed = Number(form.dataset.maxSeed);
 const sliders = [...form.querySelectorAll('input[name="labels"]')];
 const seedBox = document.getElementById("seed");
@@ -24,6 +32,7 @@ const playButton = document.getElementById("play");
 const morphDownload = document.getElementById("morph-download");
 const endText = document.getElementById("end-text");
 const readsAs = document.getElementById("reads-as");
+const barList = document.getElementById("bars");
 const bars = [...document.querySelectorAll("#bars meter")];
 
 /** The controls as the server reads them: raw text, so that the server names what is wrong. */
@@ -158,6 +167,8 @@ class LiveImage {
 /** The classifier's probabilities into the bars, and the digit it reads. */
 function showReading(answer) {
   if (!answer.classifier) return; // no classifier loaded: the page says so already
+  barList.classList.remove("pending");
+  barList.removeAttribute("aria-busy");
   answer.classifier.forEach((probability, digit) => {
     bars[digit].value = probability;
     bars[digit].textContent = `${Math.round(100 * probability)}%`;
@@ -166,7 +177,31 @@ function showReading(answer) {
   readsAs.textContent = `Reads as ${best} (${Math.round(100 * answer.classifier[best])}%).`;
 }
 
+/** The bars while the page's own picture is up: the classifier reads the server's, once settled. */
+function readingPending() {
+  if (bars.length === 0) return; // no classifier loaded: the page says so already
+  barList.classList.add("pending");
+  barList.setAttribute("aria-busy", "true");
+  readsAs.textContent = "Reading pending: the classifier reads the picture when the controls settle.";
+}
+
+function styleText({ seed, seed_b, blend }) {
+  const style = Number(blend) > 0 ? `, ${Number(blend).toFixed(3)} of the way to seed ${seed_b}` : "";
+  return `Seed ${seed}${style}`;
+}
+
 const digitImage = document.getElementById("digit");
+let serverShown = null; // the <img>'s picture: {key, state, answer, ms}
+
+/** The server's picture (in the <img>) on screen, with its reading, over the page's own. */
+function showServerPicture() {
+  const { state, answer, ms } = serverShown;
+  status.textContent = styleText(state) + (ms === null ? "" : ` · drawn in ${ms.toFixed(1)} ms`);
+  showReading(answer);
+  localCanvas.hidden = true;
+  delete localCanvas.dataset.key;
+}
+
 const digit = new LiveImage({
   show: (src) => {
     digitImage.src = src;
@@ -177,15 +212,57 @@ const digit = new LiveImage({
     const answer = await response.json();
     return { ...answer, src: answer.image };
   },
-  onShown: (request, response, answer) => {
-    const ms = serverMs(response);
-    const { seed, seed_b, blend } = request.state;
-    const style = Number(blend) > 0 ? `, ${Number(blend).toFixed(3)} of the way to seed ${seed_b}` : "";
-    status.textContent = `Seed ${seed}${style}` + (ms === null ? "" : ` · drawn in ${ms.toFixed(1)} ms`);
-    showReading(answer);
+  onShown: async (request, response, answer) => {
+    serverShown = { key: request.key, state: request.state, answer, ms: serverMs(response) };
     digitImage.dataset.key = request.key;
+    if (!localCanvas.hidden) {
+      await digitImage.decode().catch(() => {}); // the canvas goes once the <img> can take its place
+      // A newer picture drawn here stays on top until the server's for that state comes.
+      if (localCanvas.hidden || localCanvas.dataset.key !== request.key || serverShown.key !== request.key) return;
+    }
+    showServerPicture();
   },
 });
+
+// The page's own pictures: a canvas over the <img>, shown only while it is newer than the server's.
+const localCanvas = Object.assign(document.createElement("canvas"), { id: "digit-local", width: 28, height: 28 });
+localCanvas.hidden = true;
+localCanvas.setAttribute("aria-hidden", "true"); // the <img> beneath says what the picture is
+digitImage.after(localCanvas);
+let localDrawing = null;
+
+/** Fetch the generator for drawing in the page, unless the person asked to save data. */
+function loadLocalDrawing() {
+  const saveData = matchMedia("(prefers-reduced-data: reduce)").matches || navigator.connection?.saveData;
+  if (!weightsUrl || saveData) return;
+  import("./local.js")
+    .then(({ LocalDrawing }) => LocalDrawing.load(weightsUrl, maxSeed))
+    .then(
+      (drawing) => {
+        localDrawing = drawing;
+        form.dataset.drawing = "local"; // for whoever looks: the page now draws while dragging
+      },
+      () => {}, // no weights (old browser, network): the server draws every picture, as before
+    );
+}
+
+/** Draw `state` in the page; false when it cannot (the server will, and say what is wrong). */
+function drawLocally(key, state) {
+  if (serverShown?.key === key && digit.controller === null) {
+    // Back to the server's own picture of this very state (no older reply can land over it).
+    showServerPicture();
+    return true;
+  }
+  const started = performance.now();
+  const picture = localDrawing.draw(state);
+  if (!picture) return false;
+  localCanvas.getContext("2d").putImageData(picture, 0, 0);
+  localCanvas.dataset.key = key;
+  localCanvas.hidden = false;
+  status.textContent = `${styleText(state)} · drawn in this page in ${(performance.now() - started).toFixed(1)} ms`;
+  readingPending();
+  return true;
+}
 
 const seedsGrid = imageIn(document.getElementById("seeds-slot"), {
   id: "seeds-grid",
@@ -228,17 +305,20 @@ function gridRequest(state) {
 
 let frameRequested = false;
 let jumpPending = false;
+let settlePending = false;
 
-/** Bring the pictures, the download link and the URL up to date, once per animation frame. */
-function schedule({ jump = false } = {}) {
+/** Bring the pictures, the download link and the URL up to date, once per animation frame.
+ * `settle`: the controls came to rest (a jump always does), so the server is asked. */
+function schedule({ jump = false, settle = false } = {}) {
   jumpPending ||= jump;
+  settlePending ||= jump || settle;
   if (frameRequested) return;
   frameRequested = true;
   requestAnimationFrame(() => {
     frameRequested = false;
-    const jumpNow = jumpPending;
-    jumpPending = false;
-    render(jumpNow);
+    const [jumpNow, settleNow] = [jumpPending, settlePending];
+    jumpPending = settlePending = false;
+    render(jumpNow, settleNow);
   });
 }
 
@@ -255,15 +335,20 @@ function writeUrlSoon() {
   urlTimer = setTimeout(() => history.replaceState(null, "", `?${stateQuery(readState())}`), 150);
 }
 
-function render(jump) {
+function render(jump, settle) {
   const state = readState();
   for (const slider of [...sliders, blendSlider]) showValue(slider);
   writeUrlSoon();
   const url = pictureUrl(state);
-  const init = { headers: { Accept: "application/json" } }; // the picture with what the classifier reads
-  digit.update({ key: url, url, init, state }, { jump });
   download.href = pictureUrl(state, Number(downloadScale));
   download.download = `digit-${state.seed}.png`;
+  const drawnHere = localDrawing !== null && drawLocally(url, state);
+  if (drawnHere && !settle) return; // the server is asked when the controls settle
+  jump ||= drawnHere; // a settled state replaces whatever older one is being asked for
+  if (!(drawnHere && url === serverShown?.key)) {
+    const init = { headers: { Accept: "application/json" } }; // the picture with what the classifier reads
+    digit.update({ key: url, url, init, state }, { jump });
+  }
   if (showSeeds.checked) grid.update(gridRequest(state), { jump });
 }
 
@@ -288,6 +373,7 @@ for (const slider of [...sliders, blendSlider]) {
     showValue(slider);
     schedule();
   });
+  slider.addEventListener("change", () => schedule({ settle: true })); // the drag ended
   slider.addEventListener("keydown", (event) => {
     const value = keyedValue(event, Number(slider.value));
     if (value === null || event.altKey || event.ctrlKey || event.metaKey) return;
@@ -296,7 +382,14 @@ for (const slider of [...sliders, blendSlider]) {
     showValue(slider);
     schedule();
   });
+  slider.addEventListener("keyup", (event) => {
+    if (keyedValue(event, 0) !== null) schedule({ settle: true }); // a held key repeats until released
+  });
 }
+// A drag that ends where it started changes nothing (no change event), yet it has ended.
+document.addEventListener("pointerup", () => {
+  if (!localCanvas.hidden) schedule({ settle: true });
+});
 for (const box of [seedBox, seedBBox]) {
   box.addEventListener("input", () => schedule({ jump: true }));
 }
@@ -324,6 +417,11 @@ form.addEventListener("submit", (event) => {
   schedule({ jump: true });
 });
 document.getElementById("draw").hidden = true;
+if (digitImage.complete) {
+  loadLocalDrawing(); // the first picture came from the server, as it always has
+} else {
+  digitImage.addEventListener("load", loadLocalDrawing, { once: true });
+}
 
 showSeeds.addEventListener("change", () => {
   if (showSeeds.checked) {

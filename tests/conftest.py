@@ -9,6 +9,8 @@ from helpers import lively_generator, save
 import training.data
 from webapp import create_app
 
+pytest_plugins = ["chromium"]  # the browser fixture of the Chromium tests
+
 
 @pytest.fixture(scope="session")
 def generator_dir(tmp_path_factory) -> Path:

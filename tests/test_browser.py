@@ -1,38 +1,15 @@
 """The slider page in a real browser: Debian's Chromium driven by Playwright (`make chromium`)."""
 
 import re
-import shutil
-import threading
-from pathlib import Path
 
 import pytest
+from chromium import needs_chromium, new_page
 from helpers import lively_generator, nu_errors, save, save_small_classifier
-from werkzeug.serving import make_server
 
+from bench.browser import save_data, serving
 from webapp import create_app
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
-)
-
-CHROMIUM = Path("/usr/bin/chromium")
-# As root in a container Chromium needs --no-sandbox; the rest keep it off the (closed) network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None,
-        reason="/usr/bin/chromium is missing: `make chromium` installs Debian's package (needs root)",
-    ),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -45,31 +22,8 @@ def app(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server_url(app):
     """The test app on a free loopback port, served by a thread for the module's tests."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    thread.join()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def new_page(browser, **context_options):
-    """A fresh page that records console errors and uncaught exceptions."""
-    context = browser.new_context(**context_options)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.problems = []
-    page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
-    page.on("pageerror", lambda error: page.problems.append(str(error)))
-    return page
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -90,6 +44,7 @@ def digit_is_drawn(page) -> None:
 PICTURE_MATCHES_CONTROLS = """() => {
   const img = document.getElementById('digit');
   if (!img.dataset.key || !img.complete || img.naturalWidth !== 28) return false;
+  if (!document.getElementById('digit-local').hidden) return false; // the page's own picture is on top
   const shown = new URL(img.dataset.key, location.href).searchParams;
   const labels = [...document.querySelectorAll('input[name=labels]')].map((s) => s.value).join(',');
   return shown.get('labels') === labels && shown.get('seed') === document.getElementById('seed').value;
@@ -104,7 +59,7 @@ URL_MATCHES_CONTROLS = """() => {
 
 
 def picture_matches_controls(page) -> None:
-    """Wait until the picture on screen was drawn for exactly the sliders' and seed's values."""
+    """Wait until the server's picture on screen was drawn for exactly the sliders' and seed's values."""
     page.wait_for_function(PICTURE_MATCHES_CONTROLS)
 
 
@@ -226,20 +181,29 @@ def test_every_control_has_a_name_of_its_own(page, server_url):
     assert page.locator("output[aria-live], output:not([aria-hidden=true])").count() == 0
 
 
-READING_MATCHES_PICTURE = """async () => {
+READING_OF_THE_PICTURE = """async () => {
   const img = document.getElementById('digit');
+  const drawnHere = !document.getElementById('digit-local').hidden;
+  const pending = document.getElementById('bars').classList.contains('pending');
   const shown = [...document.querySelectorAll('#bars meter')].map((m) => m.value);
+  const readsAs = document.getElementById('reads-as').textContent;
   const key = img.dataset.key;
-  if (!key) return null;
+  if (drawnHere || pending || !key) return { drawnHere, pending, readsAs, key };
   const answer = await (await fetch(key, { headers: { Accept: 'application/json' } })).json();
-  return { shown, read: answer.classifier, readsAs: document.getElementById('reads-as').textContent,
-           best: answer.reads_as };
+  return { drawnHere, pending, shown, readsAs, key, read: answer.classifier, best: answer.reads_as };
 }"""
 
 
-def test_the_bars_follow_the_picture_while_dragging(page, server_url):
+@pytest.mark.parametrize("mode", ["drawn-here", "server-only"])
+def test_the_bars_follow_the_picture_while_dragging(page, server_url, mode):
+    """The bars are the reading of the server's picture on screen, or say they are pending while
+    the page's own picture is up (the classifier runs on the server only)."""
+    if mode == "server-only":
+        save_data(page)
     page.goto(f"{server_url}/?labels=0,0,0,0,0,0,0,0,0,0&seed=3")
     digit_is_drawn(page)
+    if mode == "drawn-here":
+        page.wait_for_function("() => document.getElementById('controls').dataset.drawing === 'local'")
     slider = page.locator("#label-6")
     box = slider.bounding_box()
     y = box["y"] + box["height"] / 2
@@ -248,16 +212,24 @@ def test_the_bars_follow_the_picture_while_dragging(page, server_url):
     seen = []
     for step in range(1, 9):
         page.mouse.move(box["x"] + 2 + step * (box["width"] - 4) / 8, y, steps=3)
-        reading = page.evaluate(READING_MATCHES_PICTURE)
-        if reading is not None:
-            seen.append(reading)
+        seen.append(page.evaluate(READING_OF_THE_PICTURE))
     page.mouse.up()
     picture_matches_controls(page)
-    seen.append(page.evaluate(READING_MATCHES_PICTURE))
-    for reading in seen:  # at every moment, the bars are those of the picture on screen
-        assert reading["shown"] == pytest.approx(reading["read"], abs=1e-6)
-        assert reading["readsAs"].startswith(f"Reads as {reading['best']} (")
-    assert len({tuple(r["shown"]) for r in seen}) > 1  # and they moved with it
+    settled = page.evaluate(READING_OF_THE_PICTURE)
+    for reading in [*seen, settled]:  # at every moment, the bars are those of the picture on screen
+        assert reading["pending"] == reading["drawnHere"]
+        if reading["pending"]:
+            assert reading["readsAs"].startswith("Reading pending")
+        elif reading["key"]:
+            assert reading["shown"] == pytest.approx(reading["read"], abs=1e-6)
+            assert reading["readsAs"].startswith(f"Reads as {reading['best']} (")
+    assert not settled["pending"] and settled["key"]
+    if mode == "drawn-here":
+        assert sum(r["pending"] for r in seen) >= 6  # drawn here while dragging, the reading pending
+    else:
+        assert not any(r["pending"] for r in seen)
+        shown = {tuple(r["shown"]) for r in [*seen, settled] if r["key"]}
+        assert len(shown) > 1  # and they moved with each server picture
     assert page.problems == []
 
 

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from model.images import png_bytes
 from model.net import IMAGE_SIZE, N_CLASSES
 from model.sampling import MAX_SEED, NOISE_RULE, Z_SIZE
+from webapp.browser_weights import encoded_weights
 from webapp.limits import (
     DEFAULT_DURATION_MS,
     DEFAULT_FRAMES,
@@ -307,3 +308,25 @@ def healthz():
 def model_metadata():
     generator()
     return current_app.extensions["metadata"]
+
+
+@web.get("/api/generator/<version>.weights")
+def browser_weights(version: str):
+    """The generator's folded weights for the page (webapp/browser_weights.py), under its version."""
+    generator()
+    if version != weights_version():
+        loaded_version = weights_version()
+        raise ApiError("version", f"no weights {version!r} here; the loaded ones are {loaded_version!r}", 404)
+    plain, compressed = encoded_weights(current_app.extensions)
+    gzipped = request.accept_encodings["gzip"] > 0
+    etag = f"weights-{version}" + ("-gzip" if gzipped else "")  # one tag per representation
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+    else:
+        response = Response(compressed if gzipped else plain, mimetype="application/octet-stream")
+        if gzipped:
+            response.content_encoding = "gzip"
+    response.set_etag(etag)
+    response.vary.add("Accept-Encoding")
+    response.headers["Cache-Control"] = LONG_CACHE
+    return response

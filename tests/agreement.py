@@ -1,0 +1,77 @@
+"""The agreement fixture: states of the page with the server's noise and pixels for the shipped weights.
+
+The page draws pictures itself while a slider moves (static/generator.js); tests compare its noise
+and pixels with these, which the server computed. Made again whenever the shipped weights change:
+
+    python tests/agreement.py          # writes tests/data/agreement.npz (about 0.6 MB)
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "data" / "agreement.npz"
+N_STATES = 1000
+
+
+def fixture_states(n: int = N_STATES, seed: int = 0) -> dict[str, np.ndarray]:
+    """Labels, seeds, style seeds and blends as the page's controls make them (three decimals).
+
+    A quarter each: one digit; the presets' mixtures; one digit with a second slider part way;
+    every slider anywhere. Half the states blend toward the style seed, a few all the way.
+    """
+    rng = np.random.default_rng(seed)
+    both = np.r_[1.0, 1.0, np.zeros(8)]
+    presets = [np.zeros(10), np.ones(10), np.full(10, 0.5), both, both / 2]
+    labels = np.zeros((n, 10))
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            labels[i, rng.integers(10)] = 1
+        elif kind == 1:
+            labels[i] = presets[rng.integers(len(presets))]
+        elif kind == 2:
+            first, second = rng.choice(10, 2, replace=False)
+            labels[i, first], labels[i, second] = 1, rng.integers(1001) / 1000
+        else:
+            labels[i] = rng.integers(1001, size=10) / 1000
+    seeds = rng.integers(0, 2**32, n)
+    seeds[:4] = [0, 1, 42, 2**32 - 1]  # the ends of the range and the page's default
+    blends = np.where(rng.random(n) < 0.5, 0.0, rng.integers(1, 1001, n) / 1000)
+    blends[rng.random(n) < 0.02] = 1.0
+    return {
+        "labels": labels,
+        "seed": seeds.astype(np.uint32),
+        "seed_b": rng.integers(0, 2**32, n).astype(np.uint32),
+        "blend": blends,
+    }
+
+
+def make_fixture(folder: Path = ROOT / "weights") -> dict[str, np.ndarray]:
+    """The states with the noise and the uint8 pixels the server computes for them from `folder`."""
+    from webapp import create_app
+    from webapp.pictures import draw_states
+    from webapp.state import State
+
+    app = create_app({"GENERATOR_DIR": str(folder), "TESTING": True})
+    gen = app.extensions["generator"]
+    fixture = fixture_states()
+    states = [
+        State(tuple(float(x) for x in labels), int(seed), int(seed_b), float(blend))
+        for labels, seed, seed_b, blend in zip(
+            fixture["labels"], fixture["seed"], fixture["seed_b"], fixture["blend"], strict=True
+        )
+    ]
+    fixture["noise"] = np.stack([state.noise(gen.z_size) for state in states])
+    fixture["pixels"] = draw_states(gen, states)
+    fixture["generator_sha256"] = np.array(app.extensions["metadata"]["sha256"])
+    return fixture
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    FIXTURE.parent.mkdir(exist_ok=True)
+    np.savez_compressed(FIXTURE, **make_fixture())
+    print(f"wrote {FIXTURE.relative_to(ROOT)}: {FIXTURE.stat().st_size:,} bytes")

@@ -1,0 +1,101 @@
+"""GET /api/generator/<version>.weights: the loaded generator's folded arrays for the page's forward pass."""
+
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from model.export import load_generator
+from model.inference import FoldedGenerator
+from webapp import create_app
+from webapp.browser_weights import ARRAY_NAMES, weights_file
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+def read_weights(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, arrays) of a weights file, read as static/generator.js reads it."""
+    (length,) = struct.unpack_from("<I", data)
+    header = json.loads(data[4 : 4 + length])
+    arrays, offset = {}, 4 + length
+    for entry in header["arrays"]:
+        size = int(np.prod(entry["shape"]))
+        arrays[entry["name"]] = np.frombuffer(data, "<f4", size, offset).reshape(entry["shape"])
+        offset += 4 * size
+    assert offset == len(data), "bytes left over after the last array"
+    return header, arrays
+
+
+def weights_url(app) -> str:
+    return f"/api/generator/{app.extensions['metadata']['sha256'][:16]}.weights"
+
+
+def test_the_file_holds_the_generator_rebuilt_from_generator_npz(app, client, generator_dir):
+    served = client.get(weights_url(app)).get_data()
+    rebuilt = FoldedGenerator(load_generator(generator_dir)[0])  # from the npz on disk, not the app's
+    assert served == weights_file(rebuilt)
+    header, arrays = read_weights(served)
+    assert (header["z_size"], header["ch"], header["n_classes"]) == (100, 16, 10)
+    names = [name for name in ARRAY_NAMES if getattr(rebuilt, name) is not None]
+    assert list(arrays) == names and "label_affine" not in names  # plain batch norm: no label gains
+    for name in names:
+        np.testing.assert_array_equal(arrays[name], getattr(rebuilt, name), err_msg=name)
+
+
+def test_the_shipped_weights_file_has_every_array_of_conditional_batch_norm():
+    gen, metadata = load_generator(WEIGHTS)
+    folded = FoldedGenerator(gen)
+    header, arrays = read_weights(weights_file(folded))
+    assert list(arrays) == list(ARRAY_NAMES)
+    assert header["split"] == folded.split and header["ch"] == gen.ch
+    np.testing.assert_array_equal(arrays["label_affine"], folded.label_affine)
+    assert sum(a.nbytes for a in arrays.values()) < 4_000_000  # the page's budget on a first visit
+
+
+def test_the_page_names_the_weights_url_of_its_version(app, client):
+    html = client.get("/").get_data(as_text=True)
+    assert f'data-weights-url="{weights_url(app)}"' in html
+
+
+def test_the_weights_are_cached_for_good_and_revalidate_to_304(app, client):
+    response = client.get(weights_url(app))
+    assert response.status_code == 200 and response.mimetype == "application/octet-stream"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert "Accept-Encoding" in response.headers["Vary"]
+    again = client.get(weights_url(app), headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304 and again.get_data() == b""
+
+
+def test_the_weights_travel_gzipped_to_a_client_that_accepts_it(app, client):
+    plain = client.get(weights_url(app), headers={"Accept-Encoding": "identity"})
+    packed = client.get(weights_url(app), headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.get_data()) == plain.get_data()
+    assert packed.headers["ETag"] != plain.headers["ETag"]  # two representations, two tags
+
+
+def test_other_weights_have_another_url_and_an_old_url_is_refused(app, client, other_generator_dir):
+    other = create_app({"GENERATOR_DIR": str(other_generator_dir), "TESTING": True})
+    assert weights_url(other) != weights_url(app)
+    response = other.test_client().get(weights_url(app))
+    assert response.status_code == 404
+    version = app.extensions["metadata"]["sha256"][:16]
+    assert response.get_json()["error"].startswith(f"version: no weights '{version}' here;")
+    assert response.get_json()["field"] == "version"
+
+
+def test_without_a_generator_the_weights_answer_503_and_the_page_links_none(tmp_path):
+    empty = create_app({"GENERATOR_DIR": str(tmp_path), "TESTING": True}).test_client()
+    response = empty.get("/api/generator/none.weights")
+    assert response.status_code == 503 and "no generator loaded" in response.get_json()["error"]
+    assert "data-weights-url" not in empty.get("/").get_data(as_text=True)
+
+
+def test_a_strange_version_is_refused_by_name(client):
+    long = client.get(f"/api/generator/{'x' * 200}.weights")
+    assert long.status_code == 404 and long.get_json()["field"] == "version"
+    climbing = client.get("/api/generator/..%2F..%2Fweights%2Fgenerator.weights")
+    assert climbing.status_code == 404 and "no such page" in climbing.get_json()["error"]
