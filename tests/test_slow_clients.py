@@ -164,18 +164,22 @@ def test_a_request_that_never_ends_has_its_worker_killed_and_replaced(misbehavin
 
 def test_clients_that_never_read_their_answers_hold_no_thread(misbehaving_server):
     port, _ = misbehaving_server
-    readers = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
-    for sock in readers:
-        sock.sendall(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert_all_served(polite_requests(port, seconds=1.5))
-    time.sleep(1)  # the answers' 2 s are up: the server closed those connections
-    for sock in readers:
-        received = b""
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := sock.recv(1 << 20):
-                received += chunk
-        assert received.startswith(b"HTTP/1.1 200 OK") and len(received) < LARGE
-        sock.close()
+    with contextlib.ExitStack() as stack:
+        readers = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10)) for _ in range(4)
+        ]
+        for sock in readers:
+            sock.sendall(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
+        sent = time.monotonic()
+        assert_all_served(polite_requests(port, seconds=1.5))
+        # Their answers made no progress for 2 s: closed within the event loop's next second.
+        time.sleep(max(0.0, sent + 2 + 1.5 - time.monotonic()))
+        for sock in readers:
+            received = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(1 << 20):
+                    received += chunk
+            assert received.startswith(b"HTTP/1.1 200 OK") and len(received) < LARGE
 
 
 def test_a_client_that_expects_100_continue_gets_it_before_it_sends_the_body(server):
