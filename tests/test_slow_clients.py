@@ -210,3 +210,17 @@ def test_a_kept_alive_connection_stays_open_while_idle_and_serves_pipelined_requ
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.count(b"HTTP/1.1 200 OK") == 3
+
+
+def test_a_stopping_server_does_not_wait_its_graceful_timeout_for_idle_connections():
+    """SIGTERM (a dyno restart): idle connections are closed, a request on its way gets a 408."""
+    with contextlib.ExitStack() as stack:
+        with procfile_server() as (base, _):
+            port = int(base.rsplit(":", 1)[1])
+            idle = [stack.enter_context(socket.create_connection(("127.0.0.1", port))) for _ in range(10)]
+            idle[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            time.sleep(0.5)
+            began = time.monotonic()
+        assert time.monotonic() - began < 7  # gunicorn.conf.py's graceful_timeout is 10 s
+        idle[0].settimeout(1)
+        assert idle[0].recv(100).startswith(b"HTTP/1.1 408 Request Timeout")

@@ -28,7 +28,7 @@ from functools import partial
 
 from gunicorn.errors import ConfigError
 from gunicorn.http.parser import RequestParser
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from webapp.errors import SECURITY_HEADERS
 from webapp.limits import MAX_BODY_BYTES
@@ -339,6 +339,9 @@ class RequestBufferingWorker(ThreadWorker):
         """Also ends every connection whose request has not arrived in time: a 408 if it began one."""
         super().murder_pending()
         now = time.monotonic()
+        if not self.alive:  # stopping: a request on its way gets as long as a kept-alive connection
+            for conn in self.reading:
+                conn.deadline = min(conn.deadline, now + STOP_KEEPALIVE_LINGER)
         while self.reading:
             conn = next(iter(self.reading))
             if conn.deadline > now:
