@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -126,11 +127,23 @@ def get(url: str) -> tuple[int, str, bytes]:
         return error.code, error.headers.get_content_type(), error.read()
 
 
+@dataclass
+class Served:
+    """A server started by procfile_server: its URL and port, its master's pid, and its log."""
+
+    base: str
+    port: int
+    pid: int
+    log: list[str]  # the server's whole output, once it stopped
+
+    def worker_pids(self) -> list[int]:
+        return [int(pid) for pid in Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()]
+
+
 @contextmanager
 def procfile_server(command: list[str] | None = None, max_descriptors: int | None = None, **settings: str):
     """The Procfile's command (or `command`) on a free loopback port with these environment settings.
 
-    Yields (base URL, log): the log's one item, the server's whole output, is there once it stopped.
     The output goes to a file, so that a chatty server never blocks on a full pipe.
     """
     port = free_port()
@@ -156,7 +169,7 @@ def procfile_server(command: list[str] | None = None, max_descriptors: int | Non
             except OSError:  # not listening yet
                 assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
                 time.sleep(0.2)
-        yield base, log
+        yield Served(base, port, server.pid, log)
     finally:
         server.terminate()
         server.wait(timeout=30)

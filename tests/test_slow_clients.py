@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import procfile_server, web_command
+from helpers import get, procfile_server, web_command
 from misbehaving_app import LARGE
 
 from bench.hostile_clients import ATTACKS, Attack, polite_requests, under_attack
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server():
     """One server for the module; once its tests ran, their malformed requests left no traceback."""
-    with procfile_server(GUNICORN_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT_S)) as (base, log):
-        yield int(base.rsplit(":", 1)[1])
-    assert "Traceback" not in log[0], log[0]
+    with procfile_server(GUNICORN_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT_S)) as served:
+        yield served.port
+    assert "Traceback" not in served.log[0], served.log[0]
 
 
 def exchange(port: int, data: bytes, wait: float = 10) -> tuple[bytes, float]:
@@ -60,11 +60,10 @@ def test_polite_clients_are_served_beside_500_idle_connections(server):
 
 
 def test_idle_connections_past_the_descriptor_limit_take_no_worker_down():
-    with procfile_server(max_descriptors=128) as (base, log):
-        port = int(base.rsplit(":", 1)[1])
-        assert_all_served(under_attack(port, Attack(b""), seconds=2, burst=300, interval=0.1))
-    assert log[0].count("Booting worker") == 2, log[0]  # no worker died and was replaced
-    assert "Traceback" not in log[0]
+    with procfile_server(max_descriptors=128) as served:
+        assert_all_served(under_attack(served.port, Attack(b""), seconds=2, burst=300, interval=0.1))
+    assert served.log[0].count("Booting worker") == 2, served.log[0]  # no worker died and was replaced
+    assert "Traceback" not in served.log[0]
 
 
 def test_a_stalled_request_gets_a_408_and_is_closed_in_time(server):
@@ -150,8 +149,8 @@ def misbehaving_server():
     """tests/misbehaving_app.py under the Procfile's settings, one worker, 2 s timeouts."""
     command = [web_command()[0], "--pythonpath", str(Path(__file__).parent), "misbehaving_app:app"]
     settings = {"GUNICORN_TIMEOUT": "2", "GUNICORN_REQUEST_TIMEOUT": "2", "WEB_CONCURRENCY": "1"}
-    with procfile_server(command, **settings) as (base, log):
-        yield int(base.rsplit(":", 1)[1]), log
+    with procfile_server(command, **settings) as served:
+        yield served.port, served.log
 
 
 def test_a_request_that_never_ends_has_its_worker_killed_and_replaced(misbehaving_server):
@@ -215,12 +214,37 @@ def test_a_kept_alive_connection_stays_open_while_idle_and_serves_pipelined_requ
 def test_a_stopping_server_does_not_wait_its_graceful_timeout_for_idle_connections():
     """SIGTERM (a dyno restart): idle connections are closed, a request on its way gets a 408."""
     with contextlib.ExitStack() as stack:
-        with procfile_server() as (base, _):
-            port = int(base.rsplit(":", 1)[1])
-            idle = [stack.enter_context(socket.create_connection(("127.0.0.1", port))) for _ in range(10)]
+        with procfile_server() as served:
+            idle = [
+                stack.enter_context(socket.create_connection(("127.0.0.1", served.port))) for _ in range(10)
+            ]
             idle[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
             time.sleep(0.5)
             began = time.monotonic()
         assert time.monotonic() - began < 7  # gunicorn.conf.py's graceful_timeout is 10 s
         idle[0].settimeout(1)
         assert idle[0].recv(100).startswith(b"HTTP/1.1 408 Request Timeout")
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def test_slow_downloads_of_the_page_weights_share_one_copy():
+    """Twenty clients that take none of the 3.5 MB weights cost their worker far less than 20 copies."""
+    with procfile_server(WEB_CONCURRENCY="1") as served:
+        version = json.loads(get(f"{served.base}/api/model")[2])["sha256"][:16]
+        (worker,) = served.worker_pids()
+        request = f"GET /api/generator/{version}.weights HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        answer, _ = exchange(served.port, request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 200 OK") and len(answer) > 3_000_000  # built once, kept
+        before = rss_mb(worker)
+        with contextlib.ExitStack() as stack:
+            for _ in range(20):
+                sock = stack.enter_context(socket.create_connection(("127.0.0.1", served.port)))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.sendall(request)
+            assert_all_served(polite_requests(served.port, seconds=1))
+            grown = rss_mb(worker) - before
+    assert grown < 20, f"{grown:.1f} MB for 20 downloads of one file"

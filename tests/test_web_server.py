@@ -12,7 +12,8 @@ from webapp import create_app
 
 @pytest.mark.slow
 def test_procfile_web_command_serves_pngs_with_gunicorn(generator_dir):
-    with procfile_server(WEB_CONCURRENCY="1", GENERATOR_DIR=str(generator_dir)) as (base, log):
+    with procfile_server(WEB_CONCURRENCY="1", GENERATOR_DIR=str(generator_dir)) as server:
+        base, log = server.base, server.log
         status, _, body = get(f"{base}/healthz")
         assert (status, body) == (200, b'{"status":"ok"}\n')
 
@@ -37,7 +38,8 @@ def test_shipped_pictures_are_byte_identical_across_workers_and_restarts():
     ]
     here = create_app({"TESTING": True}).test_client()
     expected = {query: here.get(f"/generate?{query}").data for query in queries}
-    with procfile_server(WEB_CONCURRENCY="2") as (base, _):
+    with procfile_server(WEB_CONCURRENCY="2") as server:
+        base = server.base
         for query in queries * 3:  # a new connection each time, so both workers answer
             status, kind, body = get(f"{base}/generate?{query}")
             assert (status, kind) == (200, "image/png")
