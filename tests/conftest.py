@@ -7,9 +7,18 @@ import pytest
 from helpers import lively_generator, save
 
 import training.data
+from model import cpu_kernels
 from webapp import create_app
 
 pytest_plugins = ["chromium"]  # the browser fixture of the Chromium tests
+
+
+@pytest.fixture(autouse=True)
+def chainers_own_kernels():
+    """Every test starts from Chainer's own CPU kernels, whatever a training run before it installed."""
+    cpu_kernels.uninstall()
+    yield
+    cpu_kernels.uninstall()
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,7 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     """
     np.random.seed(args.seed)
     cpu_kernels.install()  # Chainer's results up to float rounding, 1.3-1.5x as fast (bench/train_speed.py)
-    gen = Generator(ch=args.gen_ch, label_bn=True)  # conditional batch norm measured best (experiments.md)
+    gen = Generator(ch=args.gen_ch)
     dis = ProjectionDiscriminator(ch=args.dis_ch, classifier=args.class_weight > 0)
     if comm is not None:
         from training import distributed  # only here: a single process needs neither ChainerMN nor MPI
