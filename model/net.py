@@ -72,6 +72,8 @@ class ProjectionDiscriminator(chainer.Chain):
     no batch norm. A soft label's embedding is the same mixture of the digits' embeddings.
     """
 
+    KIND = "projection"  # as run records name it
+
     def __init__(self, ch: int = 64, n_classes: int = N_CLASSES, classifier: bool = False):
         super().__init__()
         self.ch = ch

@@ -17,9 +17,11 @@ import chainer
 import numpy as np
 import pytest
 from chainer.datasets import TupleDataset
+from chainer.functions.connection import convolution_2d
 from helpers import write_idx, write_mnist_folder
 
 import training.cli
+from model import cpu_kernels
 from model.export import load_generator
 from model.net import Generator
 from training.cli import build_parser, main, parse_args
@@ -245,6 +247,22 @@ def test_the_exported_generator_has_label_batch_norms_the_app_loads(uninterrupte
     gen, metadata = load_generator(uninterrupted)
     assert metadata["architecture"]["label_bn"] is True
     assert np.abs(gen.bn1.gain.W.array).max() > 0  # the labels' gains left their zero start
+
+
+def test_a_cli_run_trains_with_the_fast_cpu_kernels(mnist_folder, tmp_path, monkeypatch):
+    kernels = []
+
+    def build(*args, **kwargs):
+        kernels.append(convolution_2d.Convolution2DFunction._forward_cpu_core)
+        return real(*args, **kwargs)
+
+    real = training.cli.build_trainer
+    monkeypatch.setattr(training.cli, "build_trainer", build)
+    assert (
+        main([*TINY, "--data", str(mnist_folder), "--out", str(tmp_path), "--limit", "8", "--epoch", "1"])
+        == 0
+    )
+    assert kernels == [cpu_kernels.conv_forward]
 
 
 def test_the_defaults_are_the_shipped_recipe_for_any_data_size():
