@@ -7,10 +7,7 @@ from pathlib import Path
 
 import chainer
 
-from evaluation.classifier_training import accuracy_on, build_trainer
-from model.classifier import save_classifier
-from training.data import DataError, load_mnist
-from training.flags import (
+from cli.flags import (
     OneLineParser,
     add_data_flags,
     fail,
@@ -20,7 +17,10 @@ from training.flags import (
     unwritable,
     written,
 )
-from training.stopping import Interrupted, interrupting
+from cli.signals import Interrupted, interrupting
+from evaluation.classifier_training import accuracy_on, build_trainer
+from mnist.data import DataError, load_mnist
+from model.classifier import save_classifier
 
 PROG = "train_classifier.py"
 

@@ -12,10 +12,10 @@ import numpy as np
 from chainer.dataset import concat_examples
 
 from evaluation import metrics
+from mnist.data import load_mnist
 from model.classifier import Classifier, predict
 from model.net import N_CLASSES
 from model.sampling import generate, one_hot, seeds_noise
-from training.data import load_mnist
 
 # (source, target) of the soft-label sweeps: two unlike digits, and two pairs that are easily confused.
 SWEEP_PAIRS = ((0, 1), (3, 8), (4, 9))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from helpers import lively_generator, save
 
-import training.data
+import mnist.data
 from model import cpu_kernels
 from webapp import create_app
 
@@ -49,4 +49,4 @@ def no_network(monkeypatch):
     def unreachable(**kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(training.data, "get_mnist", unreachable)
+    monkeypatch.setattr(mnist.data, "get_mnist", unreachable)

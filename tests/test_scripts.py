@@ -17,9 +17,9 @@ from helpers import ROOT, write_idx, write_mnist_folder
 
 from evaluation import classifier_cli
 from evaluation import cli as evaluate_cli
+from mnist.data import IMAGES_MAGIC, TEST_IMAGES, TRAIN_IMAGES
 from model.classifier import Classifier, save_classifier
 from training import cli as train_cli
-from training.data import IMAGES_MAGIC, TEST_IMAGES, TRAIN_IMAGES
 
 
 @pytest.fixture(scope="module")

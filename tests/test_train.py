@@ -21,11 +21,11 @@ from chainer.functions.connection import convolution_2d
 from helpers import write_idx, write_mnist_folder
 
 import training.cli
+from mnist.data import IMAGES_MAGIC, TRAIN_IMAGES
 from model import cpu_kernels
 from model.export import load_generator
 from model.net import Generator
 from training.cli import build_parser, main, parse_args
-from training.data import IMAGES_MAGIC, TRAIN_IMAGES
 from training.extensions import EMA_WARMUP, GeneratorAverage, LinearDecay
 from training.trainer import build_trainer, decay_start, last_iteration
 from training.updater import DeviceData, class_loss, hinge_discriminator_loss, hinge_generator_loss

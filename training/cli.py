@@ -8,9 +8,7 @@ from pathlib import Path
 import chainer
 import numpy as np
 
-from model import cpu_kernels
-from training.data import DataError, load_mnist
-from training.flags import (
+from cli.flags import (
     OneLineParser,
     add_data_flags,
     fail,
@@ -21,6 +19,8 @@ from training.flags import (
     unwritable,
     written,
 )
+from mnist.data import DataError, load_mnist
+from model import cpu_kernels
 from training.memory import keep_freed_memory
 from training.stopping import TrainingStopped, latest_snapshot, resume_command, without_flag
 from training.trainer import COMMUNICATORS, build_trainer, export, shared_error
