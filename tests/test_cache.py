@@ -32,7 +32,7 @@ def test_cache_bounds_entries_and_bytes_dropping_the_least_recently_used():
 
 def test_generate_answers_repeats_from_the_cache_with_identical_bytes(generator_dir):
     app = create_app({"GENERATOR_DIR": str(generator_dir), "TESTING": True})
-    client, cache = app.test_client(), app.extensions["png_cache"]
+    client, cache = app.test_client(), app.extensions["answer_cache"]
     first = client.post("/generate", json=DIGIT).data
     second = client.post("/generate", json=DIGIT).data
     by_get = client.get("/generate?labels=0,0,0,1,0,0,0,0,0,0&seed=5").data
@@ -46,6 +46,6 @@ def test_generators_with_other_weights_do_not_share_cache_entries(generator_dir,
     app = create_app({"GENERATOR_DIR": str(generator_dir), "TESTING": True})
     first = app.test_client().post("/generate", json=DIGIT).data
     other = create_app({"GENERATOR_DIR": str(other_generator_dir), "TESTING": True})
-    other.extensions["png_cache"] = app.extensions["png_cache"]  # one cache, two sets of weights
+    other.extensions["answer_cache"] = app.extensions["answer_cache"]  # one cache, two sets of weights
     assert other.test_client().post("/generate", json=DIGIT).data != first
-    assert len(app.extensions["png_cache"]) == 2
+    assert len(app.extensions["answer_cache"]) == 2
