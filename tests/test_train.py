@@ -470,13 +470,7 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
         (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
         (["--lr-decay-start", "1.5"], "argument --lr-decay-start: must be between 0 and 1, got 1.5"),
         (["--lr-decay-start", "-0.1"], "argument --lr-decay-start: must be between 0 and 1, got -0.1"),
-        (["--dis", "projection"], "unrecognized arguments: --dis projection"),
-        (["--augment", "2"], "unrecognized arguments: --augment 2"),
-        (["--dis-steps", "2"], "unrecognized arguments: --dis-steps 2"),
-        (["--lr-decay-from", "3"], "unrecognized arguments: --lr-decay-from 3"),
-        (["--loss", "wgan"], "unrecognized arguments: --loss wgan"),
-        (["--label-bn"], "unrecognized arguments: --label-bn"),
-        (["--global-bn"], "unrecognized arguments: --global-bn"),
+        (["--batch", "8"], "unrecognized arguments: --batch 8"),  # no abbreviations of --batchsize
         (
             ["--communicator", "pure_nccl", "--device", "0"],
             "--device: --communicator pure_nccl gives each process the GPU of its rank on its node",
