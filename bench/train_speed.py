@@ -19,9 +19,8 @@ import numpy as np
 from chainer.datasets import TupleDataset
 
 from bench.machine import machine_info
-from model import cpu_kernels
-from training.cli import parse_args
-from training.memory import keep_freed_memory
+from model.net import ProjectionDiscriminator
+from training.cli import parse_args, set_up_process
 from training.trainer import build_trainer
 
 
@@ -38,8 +37,6 @@ def time_updates(args: argparse.Namespace, batchsize: int, device: chainer.backe
     dataset = TupleDataset(rng.rand(n, 1, 28, 28).astype(np.float32), rng.randint(0, 10, n).astype(np.int32))
     flags = ["--batchsize", str(batchsize), "--gen-ch", str(args.gen_ch), "--dis-ch", str(args.dis_ch)]
     updater = build_trainer(parse_args([*flags, "--out", "/tmp/bench-train-speed"]), dataset, device).updater
-    if args.kernels == "chainer":
-        cpu_kernels.uninstall()  # build_trainer installed the fast ones
 
     for _ in range(args.warmup):
         updater.update()
@@ -79,7 +76,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.kernels == "fast":
-        keep_freed_memory()
+        set_up_process()
 
     device = chainer.get_device(args.device)
     device.use()
@@ -89,7 +86,7 @@ def main() -> None:
             {
                 "benchmark": "train_speed",
                 "device": str(device),
-                "discriminator": "projection",
+                "discriminator": ProjectionDiscriminator.KIND,
                 "gen_ch": args.gen_ch,
                 "dis_ch": args.dis_ch,
                 "iterations": args.iterations,

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import chainer
 
-from evaluation.classifier_training import accuracy_on, build_trainer
-from model.classifier import save_classifier
-from training.data import DataError, load_mnist
-from training.flags import (
+from cli.flags import (
     OneLineParser,
     add_data_flags,
     fail,
@@ -20,9 +17,14 @@ from training.flags import (
     unwritable,
     written,
 )
-from training.stopping import Interrupted, interrupting
+from cli.signals import Interrupted, interrupting
+from evaluation.classifier_training import accuracy_on, build_trainer
+from mnist.data import DataError, load_mnist
+from model.classifier import save_classifier
 
 PROG = "train_classifier.py"
+EXPORT_FOLDER = Path("weights")
+LOG_FOLDER = Path("result/classifier")
 
 
 def build_parser() -> OneLineParser:
@@ -60,18 +62,52 @@ def build_parser() -> OneLineParser:
         "--out",
         "-o",
         type=Path,
-        default=Path("weights"),
-        help="folder for classifier.npz and classifier.json",
+        default=None,
+        help=f"folder for the training log and plots, as train.py's --out (default {LOG_FOLDER})",
     )
     parser.add_argument(
-        "--result", type=Path, default=Path("result/classifier"), help="folder for the training log and plots"
+        "--export",
+        type=Path,
+        default=None,
+        help=f"folder for classifier.npz and classifier.json, as train.py's --export "
+        f"(default {EXPORT_FOLDER})",
+    )
+    parser.add_argument(
+        "--result", type=Path, default=None, help="deprecated: the old name of --out (the training log)"
     )
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The flags; a bad one exits with one line and status 2."""
-    return build_parser().parse_args(argv)
+    """The flags; a bad one exits with one line and status 2.
+
+    Before --export, --out named the classifier's folder and --result the log's. A command with
+    --out and no --export is read that old way, with a warning, so that no classifier lands where
+    its command did not send it; `spelled` keeps the flag each folder was given with.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.spelled = {"export": "--export", "out": "--out"}
+    if args.export is None and args.out is not None:
+        args.export, args.out = args.out, args.result
+        args.spelled = {"export": "--out", "out": "--result"}
+        warn(
+            "--out without --export names the classifier's folder, as it used to; write --export for "
+            "the classifier and --out for the log, as train.py does"
+        )
+    elif args.result is not None:
+        if args.out is not None:
+            parser.error("--result is the old name of --out: give one of them")
+        args.out = args.result
+        args.spelled["out"] = "--result"
+        warn("--result is deprecated: it is --out now, as in train.py")
+    args.export = EXPORT_FOLDER if args.export is None else args.export
+    args.out = LOG_FOLDER if args.out is None else args.out
+    return args
+
+
+def warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, f"could not download MNIST with Chainer ({error}); pass --data FOLDER")
     if len(train_set) < args.batchsize:
         return fail(PROG, f"--batchsize {args.batchsize}: more than the {len(train_set)} training images")
-    for flag, folder in (("--out", args.out), ("--result", args.result)):
-        if error := unwritable(flag, folder):
+    for name in ("export", "out"):
+        if error := unwritable(args.spelled[name], getattr(args, name)):
             return fail(PROG, error)
 
     print(f"training on {len(train_set)} images, testing on {len(test_set)}")
@@ -102,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         with interrupting():
             trainer.run(show_loop_exception_msg=False)
     except Interrupted as stopped:  # no snapshots: the run starts again
-        print(f"{PROG}: {stopped}; nothing was written to {args.out}", file=sys.stderr)
+        print(f"{PROG}: {stopped}; nothing was written to {args.export}", file=sys.stderr)
         return 128 + stopped.signum
-    except OSError as error:  # the log or the plots in --result
-        return fail(PROG, f"{written(error)}; nothing was written to {args.out}")
+    except OSError as error:  # the log or the plots in --out
+        return fail(PROG, f"{written(error)}; nothing was written to {args.export}")
     seconds = time.perf_counter() - start
 
     clf = trainer.updater.get_optimizer("main").target.predictor
@@ -126,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(device),
     }
     try:
-        metadata = save_classifier(clf, args.out, recipe)
+        metadata = save_classifier(clf, args.export, recipe)
     except OSError as error:
-        return fail(PROG, f"{written(error)}; the files in {args.out} are as they were")
+        return fail(PROG, f"{written(error)}; the files in {args.export} are as they were")
     print(
         f"test accuracy {accuracy:.4f} after {seconds:.0f} s; "
-        f"wrote {args.out / 'classifier.npz'} (sha256 {metadata['sha256'][:12]}…)"
+        f"wrote {args.export / 'classifier.npz'} (sha256 {metadata['sha256'][:12]}…)"
     )
     return 0

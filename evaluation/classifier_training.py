@@ -47,7 +47,7 @@ def build_trainer(args: argparse.Namespace, train_set, test_set, device: chainer
     )
     test_iter = chainer.iterators.SerialIterator(test_set, 500, repeat=False, shuffle=False)
     updater = StandardUpdater(train_iter, optimizer, device=device)
-    trainer = Trainer(updater, (args.epoch, "epoch"), out=str(args.result))
+    trainer = Trainer(updater, (args.epoch, "epoch"), out=str(args.out))
 
     # The test set is only reported here, never used to pick an epoch: the last epoch is shipped.
     trainer.extend(extensions.Evaluator(test_iter, model, device=device))

@@ -6,12 +6,12 @@ import json
 import time
 from pathlib import Path
 
+from cli.flags import OneLineParser, count_at_least, count_between, fail, unwritable
 from evaluation.report import MAX_PER_CLASS, evaluate_generator, load_real, plot_sweeps, table
+from mnist.data import DataError
 from model.classifier import ClassifierError, load_classifier
 from model.export import WeightsError, load_generator
 from model.net import N_CLASSES
-from training.data import DataError
-from training.flags import OneLineParser, count_at_least, count_between, fail, unwritable
 
 PROG = "evaluate.py"
 

@@ -5,6 +5,7 @@ probabilities and features of generated and real images, and lays the numbers ou
 dict, a plot and a table.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import chainer
@@ -12,10 +13,10 @@ import numpy as np
 from chainer.dataset import concat_examples
 
 from evaluation import metrics
+from mnist.data import load_mnist
 from model.classifier import Classifier, predict
 from model.net import N_CLASSES
 from model.sampling import generate, one_hot, seeds_noise
-from training.data import load_mnist
 
 # (source, target) of the soft-label sweeps: two unlike digits, and two pairs that are easily confused.
 SWEEP_PAIRS = ((0, 1), (3, 8), (4, 9))
@@ -105,12 +106,7 @@ def frechet_spread(
         "sd": round(float(ratios.std(ddof=1)), 3),
         "min": round(float(ratios.min()), 3),
         "max": round(float(ratios.max()), 3),
-        "accuracy": {
-            "per_class": accuracy.round(4).tolist(),
-            "mean": round(float(accuracy.mean()), 4),
-            "min": round(float(accuracy.min()), 4),
-            "images_per_class": k * repeats,
-        },
+        "accuracy": {**accuracy_summary(accuracy), "images_per_class": k * repeats},
         "note": f"set r: seeds r*{MAX_PER_CLASS}..r*{MAX_PER_CLASS}+k-1 of every digit (set 0: seeds "
         "0..k-1); ratios in order set 0 vs half A, set 0 vs half B, set 1 vs half A, ...; each over "
         "the training images' distance to that half",
@@ -119,6 +115,28 @@ def frechet_spread(
 
 def ratio(value: float, reference: float) -> float | None:
     return round(value / reference, 3) if reference > 0 else None
+
+
+@dataclass
+class Measurements:
+    """What evaluate_generator measured, before it is rounded and laid out as the report."""
+
+    per_class: int
+    accuracy: np.ndarray  # per digit, of the generated images
+    real_accuracy: float  # the classifier's own, on the real images
+    frechet: float  # generated vs real half A
+    reference: float  # training vs real half A
+    real_vs_real: float  # real half B vs real half A
+    images_per_class: int  # k, in each Fréchet set
+    by_class: np.ndarray
+    by_class_reference: np.ndarray
+    features: int
+    spread: dict | None  # frechet_spread's, with repeats > 1
+    gen_diversity: np.ndarray
+    real_diversity: np.ndarray
+    real_counts: list[int]
+    sweeps: list[dict]
+    quality_bar: dict
 
 
 def evaluate_generator(
@@ -133,12 +151,31 @@ def evaluate_generator(
     batchsize: int = 500,
     repeats: int = 1,
 ) -> dict:
-    """Every number of the evaluation as a JSON-ready dict (docs/evaluation.md says what each means).
+    """Every number of the evaluation as a JSON-ready dict (docs/evaluation.md says what each means)."""
+    measured = measure_generator(
+        gen, clf, real_images, real_labels, training, per_class, sweep_steps, sweep_seeds, batchsize, repeats
+    )
+    return report_of(measured)
+
+
+def measure_generator(
+    gen: chainer.Chain,
+    clf: Classifier,
+    real_images: np.ndarray,
+    real_labels: np.ndarray,
+    training: tuple[np.ndarray, np.ndarray],
+    per_class: int,
+    sweep_steps: int,
+    sweep_seeds: int,
+    batchsize: int,
+    repeats: int,
+) -> Measurements:
+    """Run the networks and measure, with evaluation.metrics.
 
     The Fréchet reference is `training` (images, labels): k training images per class against the
     same real half score what a generator that copied its training data would, so the bar's ratio
     asks how much farther from real data the generator is than its own training data. Two halves of
-    the real set (real-vs-real) are reported beside it. `repeats` > 1 adds the spread of the ratio
+    the real set (real-vs-real) are measured beside it. `repeats` > 1 adds the spread of the ratio
     over that many seed sets (frechet_spread).
     """
     digits = np.repeat(np.arange(N_CLASSES), per_class)
@@ -160,14 +197,11 @@ def evaluate_generator(
     halves = [(real_features[h], real_labels[h]) for h in (half_a, half_b)]
     frechet = metrics.frechet_distance_of(gen_features[generated_k], halves[0][0])
     reference = metrics.frechet_distance_of(train_features, halves[0][0])
-    real_vs_real = metrics.frechet_distance_of(halves[1][0], halves[0][0])
-    by_class = metrics.class_frechet_distances(gen_features[generated_k], digits[generated_k], *halves[0])
-    by_class_reference = metrics.class_frechet_distances(train_features, train_labels, *halves[0])
 
-    extra = {}
-    if repeats > 1 and reference > 0:  # a ratio needs a reference, as "ratio" below
+    spread = None
+    if repeats > 1 and reference > 0:  # a ratio needs a reference, as the report's "ratio"
         references = (reference, metrics.frechet_distance_of(train_features, halves[1][0]))
-        extra["spread"] = frechet_spread(
+        spread = frechet_spread(
             gen,
             clf,
             (gen_probs[generated_k], gen_features[generated_k]),
@@ -179,45 +213,73 @@ def evaluate_generator(
 
     gen_diversity = metrics.class_diversity(gen_features, digits)
     real_diversity = metrics.class_diversity(real_features, real_labels)
-    diversity_ratio = gen_diversity / real_diversity
-
     sweeps = [sweep(gen, clf, a, b, sweep_steps, sweep_seeds, batchsize) for a, b in SWEEP_PAIRS]
-    bar = metrics.quality_bar(accuracy, frechet, reference, diversity_ratio, [s["pass"] for s in sweeps])
+    bar = metrics.quality_bar(
+        accuracy, frechet, reference, gen_diversity / real_diversity, [s["pass"] for s in sweeps]
+    )
+    return Measurements(
+        per_class=per_class,
+        accuracy=accuracy,
+        real_accuracy=float(np.mean(real_probs.argmax(axis=1) == real_labels)),
+        frechet=frechet,
+        reference=reference,
+        real_vs_real=metrics.frechet_distance_of(halves[1][0], halves[0][0]),
+        images_per_class=k,
+        by_class=metrics.class_frechet_distances(gen_features[generated_k], digits[generated_k], *halves[0]),
+        by_class_reference=metrics.class_frechet_distances(train_features, train_labels, *halves[0]),
+        features=int(gen_features.shape[1]),
+        spread=spread,
+        gen_diversity=gen_diversity,
+        real_diversity=real_diversity,
+        real_counts=np.bincount(real_labels, minlength=N_CLASSES).tolist(),
+        sweeps=sweeps,
+        quality_bar=bar,
+    )
+
+
+def accuracy_summary(accuracy: np.ndarray) -> dict:
+    """Per-digit accuracies, their mean and the lowest, rounded as the report shows them."""
     return {
-        "per_class": per_class,
-        "accuracy": {
-            "per_class": accuracy.round(4).tolist(),
-            "mean": round(float(accuracy.mean()), 4),
-            "min": round(float(accuracy.min()), 4),
-            "real_test_images": round(float(np.mean(real_probs.argmax(axis=1) == real_labels)), 4),
-        },
+        "per_class": accuracy.round(4).tolist(),
+        "mean": round(float(accuracy.mean()), 4),
+        "min": round(float(accuracy.min()), 4),
+    }
+
+
+def report_of(m: Measurements) -> dict:
+    """The measurements as the JSON-ready report: rounded, with the ratios and a note on each set."""
+    k = m.images_per_class
+    diversity_ratio = m.gen_diversity / m.real_diversity
+    return {
+        "per_class": m.per_class,
+        "accuracy": {**accuracy_summary(m.accuracy), "real_test_images": round(m.real_accuracy, 4)},
         "frechet": {
-            "generated_vs_real": round(frechet, 4),
-            "training_vs_real": round(reference, 4),
-            "ratio": ratio(frechet, reference),
-            "real_vs_real": round(real_vs_real, 4),
-            "ratio_to_real_vs_real": ratio(frechet, real_vs_real),
-            "training_ratio_to_real_vs_real": ratio(reference, real_vs_real),
+            "generated_vs_real": round(m.frechet, 4),
+            "training_vs_real": round(m.reference, 4),
+            "ratio": ratio(m.frechet, m.reference),
+            "real_vs_real": round(m.real_vs_real, 4),
+            "ratio_to_real_vs_real": ratio(m.frechet, m.real_vs_real),
+            "training_ratio_to_real_vs_real": ratio(m.reference, m.real_vs_real),
             "images_per_class": k,
             "set_size": k * N_CLASSES,
-            "per_class": by_class.round(4).tolist(),
-            "per_class_training_vs_real": by_class_reference.round(4).tolist(),
-            "per_class_ratio": (by_class / by_class_reference).round(3).tolist(),
-            "features": int(gen_features.shape[1]),
+            "per_class": m.by_class.round(4).tolist(),
+            "per_class_training_vs_real": m.by_class_reference.round(4).tolist(),
+            "per_class_ratio": (m.by_class / m.by_class_reference).round(3).tolist(),
+            "features": m.features,
             "note": "generated seeds 0..k-1, k training images per class, and real half B, each vs real "
             "half A (disjoint, class-balanced halves of the real images); ratio: generated over training; "
             "per_class: the same within each digit",
-            **extra,
+            **({"spread": m.spread} if m.spread is not None else {}),
         },
         "diversity": {
-            "generated": gen_diversity.round(4).tolist(),
-            "real": real_diversity.round(4).tolist(),
+            "generated": m.gen_diversity.round(4).tolist(),
+            "real": m.real_diversity.round(4).tolist(),
             "ratio": diversity_ratio.round(4).tolist(),
             "min_ratio": round(float(np.min(diversity_ratio)), 4),
-            "real_images_per_class": np.bincount(real_labels, minlength=N_CLASSES).tolist(),
+            "real_images_per_class": m.real_counts,
         },
-        "sweeps": sweeps,
-        "quality_bar": bar,
+        "sweeps": m.sweeps,
+        "quality_bar": m.quality_bar,
     }
 
 

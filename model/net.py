@@ -37,38 +37,29 @@ class LabelBatchNormalization(chainer.Chain):
 class Generator(chainer.Chain):
     """(noise, label vector) -> 1x28x28 image in [0, 1].
 
-    The label is joined to the noise at the input; with label_bn it also sets the gain and bias
-    of both batch norms (LabelBatchNormalization), as training builds it. Without, the batch norms
-    are plain, so that weights files whose architecture says so still load.
+    The label is joined to the noise at the input and also sets the gain and bias of both batch
+    norms (LabelBatchNormalization). model/inference.py's FoldedGenerator is this network's second
+    definition, for serving; tests/test_inference.py holds the two to the same outputs.
     """
 
-    def __init__(self, z_size: int = 100, ch: int = 128, n_classes: int = N_CLASSES, label_bn: bool = False):
+    def __init__(self, z_size: int = 100, ch: int = 128, n_classes: int = N_CLASSES):
         super().__init__()
         self.z_size = z_size
         self.ch = ch
         self.n_classes = n_classes
-        self.label_bn = label_bn
         w = chainer.initializers.Normal(0.02)
         with self.init_scope():
             self.fc = L.Linear(z_size + n_classes, ch * 7 * 7, initialW=w)
             self.dc1 = L.Deconvolution2D(ch, ch // 2, 4, 2, 1, initialW=w)
             self.dc2 = L.Deconvolution2D(ch // 2, 1, 4, 2, 1, initialW=w)
-            if label_bn:
-                self.bn0 = LabelBatchNormalization(ch * 7 * 7, n_classes)
-                self.bn1 = LabelBatchNormalization(ch // 2, n_classes)
-            else:
-                self.bn0 = L.BatchNormalization(ch * 7 * 7)
-                self.bn1 = L.BatchNormalization(ch // 2)
-
-    def normalize(self, bn: chainer.Link, h, labels):
-        """`bn` applied to h, given the labels where it takes them."""
-        return bn(h, labels) if self.label_bn else bn(h)
+            self.bn0 = LabelBatchNormalization(ch * 7 * 7, n_classes)
+            self.bn1 = LabelBatchNormalization(ch // 2, n_classes)
 
     def forward(self, z, labels):
         h = F.concat((z, labels), axis=1)
-        h = F.relu(self.normalize(self.bn0, self.fc(h), labels))
+        h = F.relu(self.bn0(self.fc(h), labels))
         h = F.reshape(h, (len(h), self.ch, 7, 7))
-        h = F.relu(self.normalize(self.bn1, self.dc1(h), labels))
+        h = F.relu(self.bn1(self.dc1(h), labels))
         return F.sigmoid(self.dc2(h))
 
 
@@ -80,6 +71,8 @@ class ProjectionDiscriminator(chainer.Chain):
     unconditional logit. Every weight is spectrally normalized (Miyato et al. 2018) and there is
     no batch norm. A soft label's embedding is the same mixture of the digits' embeddings.
     """
+
+    KIND = "projection"  # as run records name it
 
     def __init__(self, ch: int = 64, n_classes: int = N_CLASSES, classifier: bool = False):
         super().__init__()

@@ -70,20 +70,20 @@ export class LocalGenerator {
   draw(noise, labels, pixels, noiseKey = null) {
     const { fcSize, ch, zSize, fc_w: fcW, fc_b: fcB } = this;
     const noisePart = this.#noisePart(noise, noiseKey);
-    const affine = this.label_affine ? this.#labelAffine(labels) : null;
+    const affine = this.#labelAffine(labels);
     const [gain0, bias0, gain1] = this.split;
     const hidden0 = this.hidden0;
     for (let j = 0; j < fcSize; j++) {
       let sum = noisePart[j];
       for (let k = 0; k < this.nClasses; k++) sum += labels[k] * fcW[(zSize + k) * fcSize + j];
       let h = round(round(sum) + fcB[j]);
-      if (affine) h = round(round(h * round(affine[j] + 1)) + affine[gain0 + j]);
+      h = round(round(h * round(affine[j] + 1)) + affine[gain0 + j]);
       hidden0[(j % 49) * ch + ((j / 49) | 0)] = h > 0 ? h : 0; // ReLU; (ch, 7, 7) -> (7 * 7, ch)
     }
-    const gains1 = affine ? affine.subarray(bias0, gain1) : null;
-    const biases1 = affine ? affine.subarray(gain1) : null;
+    const gains1 = affine.subarray(bias0, gain1);
+    const biases1 = affine.subarray(gain1);
     deconvolve(hidden0, 7, ch, this.dc1_taps, this.dc1_b, this.hidden1, (oc, h) => {
-      if (gains1) h = round(round(h * round(gains1[oc] + 1)) + biases1[oc]);
+      h = round(round(h * round(gains1[oc] + 1)) + biases1[oc]);
       return h > 0 ? h : 0;
     });
     deconvolve(this.hidden1, 14, this.dc1Channels, this.dc2_taps, this.dc2_b, pixels, (oc, h) => {

@@ -1,15 +1,26 @@
 """Shared fixtures: a small random generator whose pictures visibly differ, and an app serving it."""
 
 import urllib.error
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from helpers import lively_generator, save
 
-import training.data
+import mnist.data
+from model import cpu_kernels
 from webapp import create_app
 
 pytest_plugins = ["chromium"]  # the browser fixture of the Chromium tests
+
+
+@pytest.fixture(autouse=True)
+def chainers_own_kernels():
+    """Every test starts from Chainer's own CPU kernels, whatever a training run before it installed."""
+    cpu_kernels.uninstall()
+    yield
+    cpu_kernels.uninstall()
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +35,20 @@ def other_generator_dir(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app(generator_dir):
-    return create_app({"GENERATOR_DIR": str(generator_dir), "TESTING": True})
+def make_app() -> Callable[..., Flask]:
+    """create_app() with these config values (folders as paths or text), TESTING unless told otherwise."""
+
+    def make(**config) -> Flask:
+        if "GENERATOR_DIR" in config:
+            config["GENERATOR_DIR"] = str(config["GENERATOR_DIR"])
+        return create_app({"TESTING": True, **config})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def app(make_app, generator_dir):
+    return make_app(GENERATOR_DIR=generator_dir)
 
 
 @pytest.fixture
@@ -40,4 +63,4 @@ def no_network(monkeypatch):
     def unreachable(**kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(training.data, "get_mnist", unreachable)
+    monkeypatch.setattr(mnist.data, "get_mnist", unreachable)

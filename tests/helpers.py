@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist.data import IMAGES_MAGIC, LABELS_MAGIC, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from model.classifier import Classifier, save_classifier
 from model.export import save_generator
 from model.net import Generator
-from training.data import IMAGES_MAGIC, LABELS_MAGIC, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
 

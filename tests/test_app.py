@@ -14,7 +14,8 @@ import webapp
 from model.export import WeightsError
 from model.files import sha256_of
 from model.sampling import MAX_SEED
-from webapp import create_app, pictures
+from webapp import pictures
+from webapp.errors import SECURITY_HEADERS
 
 ONE_HOT_2 = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
 ONE_HOT_7 = [0, 0, 0, 0, 0, 0, 0, 1, 0, 0]
@@ -94,11 +95,11 @@ def test_generate_scale_upscales_with_nearest_neighbour(client):
     assert digit(client, scale=16).shape == (448, 448)
 
 
-def test_generate_is_byte_identical_twice_and_across_app_instances(client, generator_dir):
+def test_generate_is_byte_identical_twice_and_across_app_instances(make_app, client, generator_dir):
     body = {"labels": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "seed": 123456789}
     first = post(client, "/generate", body).data
     assert post(client, "/generate", body).data == first
-    other = create_app({"GENERATOR_DIR": str(generator_dir), "TESTING": True}).test_client()
+    other = make_app(GENERATOR_DIR=generator_dir).test_client()
     assert post(other, "/generate", body).data == first
 
 
@@ -270,8 +271,8 @@ def test_get_generate_sets_an_etag_naming_the_weights_and_answers_304(client, ap
     assert same.headers["ETag"] == etag
 
 
-def test_get_generate_etag_changes_with_the_weights(client, other_generator_dir):
-    other = create_app({"GENERATOR_DIR": str(other_generator_dir), "TESTING": True}).test_client()
+def test_get_generate_etag_changes_with_the_weights(make_app, client, other_generator_dir):
+    other = make_app(GENERATOR_DIR=other_generator_dir).test_client()
     first, second = client.get(f"/generate?{QUERY_2}"), other.get(f"/generate?{QUERY_2}")
     assert first.headers["ETag"] != second.headers["ETag"]
 
@@ -479,8 +480,10 @@ def test_wrong_method_is_a_json_405_with_allow(client, method, path):
     assert response.headers["Allow"]
 
 
-def test_an_unexpected_failure_is_a_json_500_without_details(generator_dir, monkeypatch):
-    app = create_app({"GENERATOR_DIR": str(generator_dir)})  # not TESTING: errors are handled
+def test_an_unexpected_failure_is_a_json_500_without_details_with_the_security_headers(
+    make_app, generator_dir, monkeypatch
+):
+    app = make_app(GENERATOR_DIR=generator_dir, TESTING=False)  # not TESTING: errors are handled
 
     def broken(*args):
         raise RuntimeError("secret detail")
@@ -490,10 +493,11 @@ def test_an_unexpected_failure_is_a_json_500_without_details(generator_dir, monk
     response = app.test_client().post("/generate", json={"labels": ONE_HOT_2, "seed": 1})
     assert_error(response, 500, None, "log")
     assert "secret" not in response.get_data(as_text=True)
+    assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
 
 
-def test_app_without_weights_starts_and_says_why(tmp_path):
-    app = create_app({"GENERATOR_DIR": str(tmp_path / "missing"), "TESTING": True})
+def test_app_without_weights_starts_and_says_why(make_app, tmp_path):
+    app = make_app(GENERATOR_DIR=tmp_path / "missing")
     client = app.test_client()
     health = client.get("/healthz")
     assert health.status_code == 503 and "generator.json" in health.json["error"]
@@ -503,15 +507,15 @@ def test_app_without_weights_starts_and_says_why(tmp_path):
     assert page.status_code == 200 and b"could not be loaded" in page.data
 
 
-def test_damaged_weights_stop_start_up(other_generator_dir):
+def test_damaged_weights_stop_start_up(make_app, other_generator_dir):
     (other_generator_dir / "generator.npz").write_bytes(b"damaged")
     with pytest.raises(WeightsError, match="sha256"):
-        create_app({"GENERATOR_DIR": str(other_generator_dir)})
+        make_app(GENERATOR_DIR=other_generator_dir)
 
 
-def test_generator_dir_comes_from_the_environment(monkeypatch, generator_dir):
+def test_generator_dir_comes_from_the_environment(make_app, monkeypatch, generator_dir):
     monkeypatch.setenv("GENERATOR_DIR", str(generator_dir))
-    assert create_app().config["GENERATOR_DIR"] == str(generator_dir)
+    assert make_app().config["GENERATOR_DIR"] == str(generator_dir)
 
 
 # ---------------------------------------------------------------- the page

@@ -7,16 +7,15 @@ from chromium import needs_chromium, new_page
 from helpers import lively_generator, nu_errors, save, save_small_classifier
 
 from bench.browser import save_data, serving
-from webapp import create_app
 
 pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(make_app, tmp_path_factory):
     """A random generator and a small random classifier: the page with every part working."""
     folder = save(lively_generator(), tmp_path_factory.mktemp("weights"), "random weights for the tests")
-    return create_app({"GENERATOR_DIR": str(save_small_classifier(folder)), "TESTING": True})
+    return make_app(GENERATOR_DIR=save_small_classifier(folder))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from chromium import needs_chromium, new_page
 from PIL import Image
 
 from bench.browser import save_data, scripted_drag, serving, wait_until_settled
-from webapp import create_app
 
 pytestmark = needs_chromium
 
@@ -21,9 +20,9 @@ ROBUST_PICTURES_PER_SECOND = 20
 
 
 @pytest.fixture(scope="module")
-def server_url():
+def server_url(make_app):
     """The shipped generator and classifier: the sizes and the timing a visitor gets."""
-    with serving(create_app({"GENERATOR_DIR": str(ROOT / "weights"), "TESTING": True})) as url:
+    with serving(make_app(GENERATOR_DIR=ROOT / "weights")) as url:
         yield url
 
 

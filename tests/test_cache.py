@@ -1,6 +1,5 @@
 """The PNG cache: hits give identical bytes without new work, the bounds hold, weights never mix."""
 
-from webapp import create_app
 from webapp.cache import LruCache
 
 DIGIT = {"labels": [0, 0, 0, 1, 0, 0, 0, 0, 0, 0], "seed": 5}
@@ -30,9 +29,9 @@ def test_cache_bounds_entries_and_bytes_dropping_the_least_recently_used():
     assert cache.get_or_make("big", lambda: b"w" * 26) == b"w" * 26 and "big" not in cache._items
 
 
-def test_generate_answers_repeats_from_the_cache_with_identical_bytes(generator_dir):
-    app = create_app({"GENERATOR_DIR": str(generator_dir), "TESTING": True})
-    client, cache = app.test_client(), app.extensions["png_cache"]
+def test_generate_answers_repeats_from_the_cache_with_identical_bytes(make_app, generator_dir):
+    app = make_app(GENERATOR_DIR=generator_dir)
+    client, cache = app.test_client(), app.extensions["answer_cache"]
     first = client.post("/generate", json=DIGIT).data
     second = client.post("/generate", json=DIGIT).data
     by_get = client.get("/generate?labels=0,0,0,1,0,0,0,0,0,0&seed=5").data
@@ -42,10 +41,12 @@ def test_generate_answers_repeats_from_the_cache_with_identical_bytes(generator_
     assert len(cache) == 2
 
 
-def test_generators_with_other_weights_do_not_share_cache_entries(generator_dir, other_generator_dir):
-    app = create_app({"GENERATOR_DIR": str(generator_dir), "TESTING": True})
+def test_generators_with_other_weights_do_not_share_cache_entries(
+    make_app, generator_dir, other_generator_dir
+):
+    app = make_app(GENERATOR_DIR=generator_dir)
     first = app.test_client().post("/generate", json=DIGIT).data
-    other = create_app({"GENERATOR_DIR": str(other_generator_dir), "TESTING": True})
-    other.extensions["png_cache"] = app.extensions["png_cache"]  # one cache, two sets of weights
+    other = make_app(GENERATOR_DIR=other_generator_dir)
+    other.extensions["answer_cache"] = app.extensions["answer_cache"]  # one cache, two sets of weights
     assert other.test_client().post("/generate", json=DIGIT).data != first
-    assert len(app.extensions["png_cache"]) == 2
+    assert len(app.extensions["answer_cache"]) == 2

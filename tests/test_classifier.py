@@ -137,7 +137,7 @@ def test_shipped_classifier_reads_drawn_ones_and_zeros():
 def test_shipped_classifier_accuracy_is_reproducible_on_mnist():
     from chainer.dataset import concat_examples
 
-    from training.data import load_mnist
+    from mnist.data import load_mnist
 
     clf, metadata = load_classifier(SHIPPED)
     images, labels = concat_examples(load_mnist(MNIST, train=False)[:])

@@ -12,7 +12,7 @@ from PIL import Image
 
 import webapp
 from model.classifier import WEIGHTS_NAME, ClassifierError
-from webapp import EXIT_BAD_WEIGHTS, create_app
+from webapp import EXIT_BAD_WEIGHTS
 
 THREE = [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
 QUERY = "labels=0,0,0,1,0,0,0,0,0,0.5&seed=5"
@@ -28,8 +28,8 @@ def weights_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(weights_dir):
-    return create_app({"GENERATOR_DIR": str(weights_dir), "TESTING": True}).test_client()
+def client(make_app, weights_dir):
+    return make_app(GENERATOR_DIR=weights_dir).test_client()
 
 
 def png(pixels: np.ndarray, mode: str = "L") -> bytes:
@@ -147,8 +147,8 @@ def test_the_page_shows_the_bars_of_its_picture(client):
     assert f"Reads as {answer['reads_as']} (" in html
 
 
-def test_without_a_classifier_the_page_and_api_say_so_and_the_rest_works(generator_dir):
-    client = create_app({"GENERATOR_DIR": str(generator_dir), "TESTING": True}).test_client()
+def test_without_a_classifier_the_page_and_api_say_so_and_the_rest_works(make_app, generator_dir):
+    client = make_app(GENERATOR_DIR=generator_dir).test_client()
     response = classify(client, GOOD)
     assert response.status_code == 503 and "no classifier loaded" in response.json["error"]
     assert "classifier.json" in response.json["error"]
@@ -160,11 +160,11 @@ def test_without_a_classifier_the_page_and_api_say_so_and_the_rest_works(generat
     assert "No classifier is loaded" in html and "<meter" not in html
 
 
-def test_a_damaged_classifier_stops_start_up_with_one_line(tmp_path, monkeypatch, capsys):
+def test_a_damaged_classifier_stops_start_up_with_one_line(make_app, tmp_path, monkeypatch, capsys):
     folder = save_small_classifier(save(lively_generator(), tmp_path, "random"))
     (folder / WEIGHTS_NAME).write_bytes(b"damaged")
     with pytest.raises(ClassifierError, match="sha256"):
-        create_app({"GENERATOR_DIR": str(folder)})
+        make_app(GENERATOR_DIR=folder)
     monkeypatch.setenv("GENERATOR_DIR", str(folder))
     with pytest.raises(SystemExit) as exit_info:
         webapp.serve()
@@ -175,8 +175,8 @@ def test_a_damaged_classifier_stops_start_up_with_one_line(tmp_path, monkeypatch
     ]
 
 
-def test_the_shipped_classifier_reads_the_shipped_digits():
-    client = create_app({"GENERATOR_DIR": str(SHIPPED), "TESTING": True}).test_client()
+def test_the_shipped_classifier_reads_the_shipped_digits(make_app):
+    client = make_app(GENERATOR_DIR=SHIPPED).test_client()
     for digit in (0, 3, 7):
         labels = [int(d == digit) for d in range(10)]
         answer = client.post("/generate", json={"labels": labels, "seed": 11}, headers=JSON).json

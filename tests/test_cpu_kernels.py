@@ -20,14 +20,14 @@ CASES = [  # n, c, h, w, out_c, kernel, stride, pad: the cDCGAN's layers first, 
 
 
 def chainers_and_ours(compute: Callable[[], list[np.ndarray]]) -> tuple[list, list]:
-    """compute() with Chainer's own CPU kernels, then with these; these stay installed after."""
+    """compute() with Chainer's own CPU kernels, then with these; Chainer's are back after."""
     try:
         cpu_kernels.uninstall()
         expected = compute()
         cpu_kernels.install()
         got = compute()
     finally:
-        cpu_kernels.install()
+        cpu_kernels.uninstall()
     return expected, got
 
 

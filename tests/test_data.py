@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import idx_bytes, write_idx, write_mnist_folder
 
-from training.data import (
+from mnist.data import (
     IMAGES_MAGIC,
     LABELS_MAGIC,
     TRAIN_LABELS,

@@ -168,12 +168,8 @@ def test_a_sweep_that_goes_back_to_the_source_fails(classifier, real, training, 
         # The target digit only for middle mixtures: P(target) rises and falls again.
         digits = strongest(labels)
         middle = (labels.max(axis=1) < 0.8) & (labels.max(axis=1) > 0.5)
-        order = np.argsort(labels, axis=1)
-        return (
-            np.where(middle, order[:, -1], np.where(labels.max(axis=1) >= 0.8, order[:, -1], digits))
-            if False
-            else np.where(middle, order[:, -2], digits)
-        )
+        second = np.argsort(labels, axis=1)[:, -2]
+        return np.where(middle, second, digits)
 
     report = run(PoolGenerator(pool, there_and_back), classifier, real, training)
     assert report["accuracy"]["min"] >= 0.95  # one-hot labels are untouched

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from webapp import create_app
 from webapp.errors import SECURITY_HEADERS
 
 pytestmark = pytest.mark.slow  # each property runs a hundred or more requests
@@ -183,10 +182,10 @@ def test_numbers_too_long_to_parse_are_a_400(app, path):
 
 
 @pytest.fixture(scope="module")
-def reading_app(tmp_path_factory):
+def reading_app(make_app, tmp_path_factory):
     """An app with a classifier, so that /classify reads the bodies instead of answering 503."""
     folder = save(lively_generator(), tmp_path_factory.mktemp("weights"), "random weights for the tests")
-    return create_app({"GENERATOR_DIR": str(save_small_classifier(folder)), "TESTING": True})
+    return make_app(GENERATOR_DIR=save_small_classifier(folder))
 
 
 def png_of(pixels: np.ndarray) -> bytes:

@@ -3,19 +3,22 @@
 import pytest
 from helpers import lively_generator, nu_errors, save, save_small_classifier
 
-from webapp import create_app
-
 pytestmark = pytest.mark.slow  # the checker is a Java program: a few seconds to start
 
 
-def page(folder, query: str = "") -> str:
-    client = create_app({"GENERATOR_DIR": str(folder), "TESTING": True}).test_client()
-    response = client.get(f"/{query}")
-    assert response.status_code == 200
-    return response.get_data(as_text=True)
+@pytest.fixture
+def page(make_app):
+    """The page's HTML as an app serving `folder` renders it for `query`."""
+
+    def render(folder, query: str = "") -> str:
+        response = make_app(GENERATOR_DIR=folder).test_client().get(f"/{query}")
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    return render
 
 
-def test_every_rendered_state_of_the_page_is_valid_html(tmp_path, generator_dir):
+def test_every_rendered_state_of_the_page_is_valid_html(page, tmp_path, generator_dir):
     full = save_small_classifier(save(lively_generator(), tmp_path / "full", "random weights"))
     (tmp_path / "empty").mkdir()
     pages = {
@@ -29,7 +32,7 @@ def test_every_rendered_state_of_the_page_is_valid_html(tmp_path, generator_dir)
     assert nu_errors(pages, tmp_path) == []
 
 
-def test_the_checker_finds_errors(tmp_path):
+def test_the_checker_finds_errors(page, tmp_path):
     """The check above can fail: the page's old images without a src are reported."""
     broken = page(tmp_path).replace("<main>", '<main><img id="x" alt="a picture without a source">')
     errors = nu_errors({"broken": broken}, tmp_path)

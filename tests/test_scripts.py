@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +18,9 @@ from helpers import ROOT, write_idx, write_mnist_folder
 
 from evaluation import classifier_cli
 from evaluation import cli as evaluate_cli
+from mnist.data import IMAGES_MAGIC, TEST_IMAGES, TRAIN_IMAGES
 from model.classifier import Classifier, save_classifier
 from training import cli as train_cli
-from training.data import IMAGES_MAGIC, TEST_IMAGES, TRAIN_IMAGES
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +144,9 @@ def test_train_classifier_writes_weights_metadata_and_log(mnist_folder, tmp_path
         "20",
         "--batchsize",
         "8",
-        "--out",
+        "--export",
         str(out),
-        "--result",
+        "--out",
         str(result),
     ]
     assert classifier_cli.main(argv) == 0
@@ -155,14 +156,45 @@ def test_train_classifier_writes_weights_metadata_and_log(mnist_folder, tmp_path
     assert (out / "classifier.npz").is_file() and (result / "log").is_file()
 
 
+@pytest.mark.parametrize(
+    ("argv", "export", "out", "warning"),
+    [
+        (["--out", "w", "--result", "r"], "w", "r", "--out without --export names the classifier's folder"),
+        (["--out", "w"], "w", "result/classifier", "--out without --export names the classifier's folder"),
+        (["--export", "w", "--result", "r"], "w", "r", "--result is deprecated: it is --out now"),
+        (["--result", "r"], "weights", "r", "--result is deprecated: it is --out now"),
+        (["--export", "w", "--out", "r"], "w", "r", None),
+        ([], "weights", "result/classifier", None),
+    ],
+    ids=["old out and result", "old out", "export and old result", "old result", "new names", "defaults"],
+)
+def test_train_classifier_reads_the_old_output_flags_the_old_way_with_a_warning(
+    argv, export, out, warning, capsys
+):
+    args = classifier_cli.parse_args(argv)
+    assert (args.export, args.out) == (Path(export), Path(out))
+    err = capsys.readouterr().err
+    if warning is None:
+        assert err == ""
+    else:
+        assert err.startswith(f"train_classifier.py: warning: {warning}") and err.count("\n") == 1
+
+
+def test_train_classifier_refuses_out_and_its_old_name_together(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        classifier_cli.parse_args(["--export", "w", "--out", "r", "--result", "r"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith("error: --result is the old name of --out: give one of them\n")
+
+
 def test_train_classifier_without_network_or_data_is_one_line(no_network, tmp_path, capsys):
-    assert classifier_cli.main(["--out", str(tmp_path)]) == 2
+    assert classifier_cli.main(["--export", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("train_classifier.py: error: could not download MNIST (") and err.count("\n") == 1
 
 
 def test_train_classifier_names_a_missing_data_folder(tmp_path, capsys):
-    assert classifier_cli.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    assert classifier_cli.main(["--data", str(tmp_path / "nowhere"), "--export", str(tmp_path)]) == 2
     assert (
         capsys.readouterr().err
         == f"train_classifier.py: error: {tmp_path / 'nowhere'}: data directory not found\n"
@@ -172,13 +204,14 @@ def test_train_classifier_names_a_missing_data_folder(tmp_path, capsys):
 # ---------------------------------------------------------------- faults: checks before the work, signals
 
 
-def test_train_classifier_refuses_an_out_it_cannot_write_before_training(mnist_folder, tmp_path, capsys):
+def test_train_classifier_refuses_an_export_it_cannot_write_before_training(mnist_folder, tmp_path, capsys):
     (tmp_path / "weights").write_text("a file")
-    argv = ["--data", str(mnist_folder), "--batchsize", "8", "--out", str(tmp_path / "weights")]
-    argv += ["--result", str(tmp_path / "log")]
+    argv = ["--data", str(mnist_folder), "--batchsize", "8", "--export", str(tmp_path / "weights")]
+    argv += ["--out", str(tmp_path / "log")]
     assert classifier_cli.main(argv) == 2
     assert capsys.readouterr().err == (
-        f"train_classifier.py: error: --out {tmp_path / 'weights'}: {tmp_path / 'weights'} is not a folder\n"
+        f"train_classifier.py: error: --export {tmp_path / 'weights'}: "
+        f"{tmp_path / 'weights'} is not a folder\n"
     )
     assert not (tmp_path / "log").exists(), "it trained"
 
@@ -194,13 +227,13 @@ def test_train_classifier_refuses_an_out_it_cannot_write_before_training(mnist_f
 def test_train_classifier_refuses_images_it_cannot_use(mnist_folder, tmp_path, capsys, name, images, message):
     data = shutil.copytree(mnist_folder, tmp_path / "mnist")
     write_idx(data / name, images, IMAGES_MAGIC)
-    assert classifier_cli.main(["--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert classifier_cli.main(["--data", str(data), "--export", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == f"train_classifier.py: error: {data / name}: {message}\n"
     assert not (tmp_path / "out").exists()
 
 
 def test_train_classifier_refuses_a_batch_larger_than_the_data(mnist_folder, tmp_path, capsys):
-    argv = ["--data", str(mnist_folder), "--limit", "10", "--batchsize", "16", "--out", str(tmp_path)]
+    argv = ["--data", str(mnist_folder), "--limit", "10", "--batchsize", "16", "--export", str(tmp_path)]
     assert classifier_cli.main(argv) == 2
     assert (
         capsys.readouterr().err
@@ -220,8 +253,8 @@ def test_train_classifier_stops_on_a_signal_with_one_line(
         return trainer
 
     monkeypatch.setattr(classifier_cli, "build_trainer", build)
-    argv = ["--data", str(mnist_folder), "--batchsize", "8", "--out", str(tmp_path / "out")]
-    assert classifier_cli.main([*argv, "--result", str(tmp_path / "log")]) == status
+    argv = ["--data", str(mnist_folder), "--batchsize", "8", "--export", str(tmp_path / "out")]
+    assert classifier_cli.main([*argv, "--out", str(tmp_path / "log")]) == status
     name = signal.Signals(signum).name
     assert capsys.readouterr().err == (
         f"train_classifier.py: stopped by {name}; nothing was written to {tmp_path / 'out'}\n"
@@ -245,8 +278,8 @@ def test_train_classifier_on_a_full_disk_keeps_the_classifier_there(
         return real_save(*args)
 
     monkeypatch.setattr(classifier_cli, "save_classifier", save_on_a_full_disk)
-    argv = ["--data", str(mnist_folder), "--epoch", "1", "--batchsize", "8", "--out", str(out)]
-    argv += ["--result", str(tmp_path / "log")]
+    argv = ["--data", str(mnist_folder), "--epoch", "1", "--batchsize", "8", "--export", str(out)]
+    argv += ["--out", str(tmp_path / "log")]
     assert classifier_cli.main(argv) == 2
     monkeypatch.undo()
     err = capsys.readouterr().err

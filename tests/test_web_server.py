@@ -7,8 +7,6 @@ import pytest
 from helpers import get, procfile_server
 from PIL import Image
 
-from webapp import create_app
-
 
 @pytest.mark.slow
 def test_procfile_web_command_serves_pngs_with_gunicorn(generator_dir):
@@ -29,14 +27,14 @@ def test_procfile_web_command_serves_pngs_with_gunicorn(generator_dir):
 
 
 @pytest.mark.slow
-def test_shipped_pictures_are_byte_identical_across_workers_and_restarts():
+def test_shipped_pictures_are_byte_identical_across_workers_and_restarts(make_app):
     """Every answer of two gunicorn workers equals this process's own picture of the same request."""
     rng = random.Random(0)
     queries = [
         "labels=" + ",".join(f"{rng.random():.3f}" for _ in range(10)) + f"&seed={rng.randrange(2**32)}"
         for _ in range(20)
     ]
-    here = create_app({"TESTING": True}).test_client()
+    here = make_app().test_client()
     expected = {query: here.get(f"/generate?{query}").data for query in queries}
     with procfile_server(WEB_CONCURRENCY="2") as server:
         base = server.base

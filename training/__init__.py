@@ -1,2 +1,3 @@
-"""Training the conditional GAN: the updater, the Trainer and its extensions, MNIST data, ChainerMN set-up,
-the allocator's settings for the CPU (memory), and train.py's command line (cli)."""
+"""Training the conditional GAN: the updater, the Trainer and its extensions, ChainerMN set-up,
+the allocator's settings for the CPU (memory), snapshots and signals (stopping), and train.py's
+command line (cli)."""

@@ -8,8 +8,7 @@ from pathlib import Path
 import chainer
 import numpy as np
 
-from training.data import DataError, load_mnist
-from training.flags import (
+from cli.flags import (
     OneLineParser,
     add_data_flags,
     fail,
@@ -20,6 +19,8 @@ from training.flags import (
     unwritable,
     written,
 )
+from mnist.data import DataError, load_mnist
+from model import cpu_kernels
 from training.memory import keep_freed_memory
 from training.stopping import TrainingStopped, latest_snapshot, resume_command, without_flag
 from training.trainer import COMMUNICATORS, build_trainer, export, shared_error
@@ -146,10 +147,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def set_up_process() -> None:
+    """The settings that hold for the whole training process, made once at start-up: the C library
+    keeps freed memory (training/memory.py), and Chainer computes convolutions and leaky ReLUs with
+    model/cpu_kernels.py (Chainer's results up to float rounding, 1.3-1.5x as fast on the CPU)."""
+    keep_freed_memory()
+    cpu_kernels.install()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train (or with --export-only just export) as the flags say; 0, or 2 after a one-line error."""
     args = parse_args(argv)
-    keep_freed_memory()
+    set_up_process()
     comm = None
     if args.communicator is not None:
         try:

@@ -3,12 +3,12 @@
 import re
 import shlex
 import signal
-from contextlib import contextmanager
 from pathlib import Path
 
 from chainer import training
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a scheduler or a dyno restart; Ctrl-C
+from cli.signals import handling
+
 SNAPSHOT_NAME = "snapshot_iter_{.updater.iteration}"
 
 
@@ -19,29 +19,6 @@ class TrainingStopped(Exception):
         super().__init__(f"stopped by {signal.Signals(signum).name} at iteration {iteration}")
         self.signum = signum
         self.snapshot = snapshot
-
-
-class Interrupted(Exception):
-    """A signal abandoned the work in progress."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-        self.signum = signum
-
-
-@contextmanager
-def interrupting():
-    """SIGTERM and SIGINT raise Interrupted inside the block, for work that has no snapshot to write."""
-
-    def interrupt(signum: int, frame) -> None:
-        raise Interrupted(signum)
-
-    previous = {signum: signal.signal(signum, interrupt) for signum in SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 class StopOnSignal(training.Extension):
@@ -63,15 +40,9 @@ class StopOnSignal(training.Extension):
         """Every iteration, with no state to save, so that snapshots keep the keys they had."""
         return True
 
-    @contextmanager
     def catching(self):
         """The signals set a flag (see `arrived`) while the block runs; their handlers come back after."""
-        previous = {signum: signal.signal(signum, self.arrived) for signum in SIGNALS}
-        try:
-            yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        return handling(self.arrived)
 
     def arrived(self, signum: int, frame) -> None:
         if self.signum is not None:

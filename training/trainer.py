@@ -11,7 +11,6 @@ import chainer
 import numpy as np
 from chainer.training import Trainer, extensions, triggers
 
-from model import cpu_kernels
 from model.export import save_generator
 from model.images import png_bytes
 from model.net import Generator, ProjectionDiscriminator
@@ -58,8 +57,7 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     process trains on its shard, and rank 0 alone reports, previews, snapshots and exports.
     """
     np.random.seed(args.seed)
-    cpu_kernels.install()  # Chainer's results up to float rounding, 1.3-1.5x as fast (bench/train_speed.py)
-    gen = Generator(ch=args.gen_ch, label_bn=True)  # conditional batch norm measured best (experiments.md)
+    gen = Generator(ch=args.gen_ch)
     dis = ProjectionDiscriminator(ch=args.dis_ch, classifier=args.class_weight > 0)
     if comm is not None:
         from training import distributed  # only here: a single process needs neither ChainerMN nor MPI
@@ -167,9 +165,9 @@ def run_info(args: argparse.Namespace, dataset, device: chainer.backend.Device, 
         "beta1": args.beta1,
         "lr_decay_start": args.lr_decay_start,
         "lr_decay_start_iteration": decay_start(args, end),
-        "discriminator": "projection",
+        "discriminator": ProjectionDiscriminator.KIND,
         "discriminator_ch": args.dis_ch,
-        "loss": "hinge",  # the only one the updater has, named for those who compare recipes
+        "loss": ConditionalGANUpdater.LOSS,
         "class_weight": args.class_weight,
         "ema_decay": args.ema,
         "ema_warmup": EMA_WARMUP,

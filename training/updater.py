@@ -62,6 +62,8 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     and the same seed as all the others.
     """
 
+    LOSS = "hinge"  # as run records name it: hinge_discriminator_loss and hinge_generator_loss
+
     def __init__(
         self,
         iterator,

@@ -25,8 +25,9 @@ from model.inference import FoldedClassifier, FoldedGenerator
 from model.net import N_CLASSES
 from webapp import errors
 from webapp.cache import LruCache
-from webapp.limits import MAX_BODY_BYTES, PNG_CACHE_BYTES, PNG_CACHE_ENTRIES
-from webapp.routes import web, weights_summary
+from webapp.limits import ANSWER_CACHE_BYTES, ANSWER_CACHE_ENTRIES, MAX_BODY_BYTES
+from webapp.responses import weights_summary
+from webapp.routes import web
 
 ROOT = Path(__file__).resolve().parent.parent  # templates/, static/ and weights/ live here
 DEFAULT_GENERATOR_DIR = ROOT / "weights"
@@ -35,8 +36,9 @@ DEFAULT_GENERATOR_DIR = ROOT / "weights"
 EXIT_BAD_WEIGHTS = 4
 
 
-def nothing_trained(folder: Path, metadata_name: str, weights_name: str, how: str) -> str | None:
-    """Why a network is absent when `folder` holds neither of its two files (not an error), else None.
+def untrained_message(folder: Path, metadata_name: str, weights_name: str, how: str) -> str | None:
+    """The message saying that no network is trained in `folder`, which holds neither of its two files
+    (not an error); None when either file is there.
 
     One file without the other is a damaged pair, which its loader refuses.
     """
@@ -48,7 +50,7 @@ def nothing_trained(folder: Path, metadata_name: str, weights_name: str, how: st
 def load_weights(app: Flask) -> None:
     """The generator and its metadata into app.extensions, once; a missing folder is not an error."""
     folder = Path(app.config["GENERATOR_DIR"])
-    error = nothing_trained(folder, METADATA_NAME, WEIGHTS_NAME, f"train with train.py --export {folder}")
+    error = untrained_message(folder, METADATA_NAME, WEIGHTS_NAME, f"train with train.py --export {folder}")
     if error:
         # Nothing trained yet: serve the page, which (like /healthz) says so.
         app.extensions.update(generator=None, metadata={}, weights_error=error)
@@ -67,8 +69,8 @@ def load_weights(app: Flask) -> None:
 def load_classifier(app: Flask) -> None:
     """The MNIST classifier into app.extensions, once; without its files the rest of the app works."""
     folder = Path(app.config["GENERATOR_DIR"])
-    how = f"train one with train_classifier.py --out {folder}"
-    error = nothing_trained(folder, classifier.METADATA_NAME, classifier.WEIGHTS_NAME, how)
+    how = f"train one with train_classifier.py --export {folder}"
+    error = untrained_message(folder, classifier.METADATA_NAME, classifier.WEIGHTS_NAME, how)
     if error:
         app.extensions.update(classifier=None, classifier_metadata={}, classifier_error=error)
         app.logger.warning("no classifier: %s", error)
@@ -92,15 +94,17 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(
         GENERATOR_DIR=os.environ.get("GENERATOR_DIR", str(DEFAULT_GENERATOR_DIR)),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        PNG_CACHE_ENTRIES=PNG_CACHE_ENTRIES,
-        PNG_CACHE_BYTES=PNG_CACHE_BYTES,
+        ANSWER_CACHE_ENTRIES=ANSWER_CACHE_ENTRIES,
+        ANSWER_CACHE_BYTES=ANSWER_CACHE_BYTES,
     )
     if config:
         app.config.update(config)
     if app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)
 
-    app.extensions["png_cache"] = LruCache(app.config["PNG_CACHE_ENTRIES"], app.config["PNG_CACHE_BYTES"])
+    app.extensions["answer_cache"] = LruCache(
+        app.config["ANSWER_CACHE_ENTRIES"], app.config["ANSWER_CACHE_BYTES"]
+    )
     load_weights(app)
     load_classifier(app)
     app.register_blueprint(web)

@@ -1,4 +1,4 @@
-"""A bounded, thread-safe LRU cache of encoded pictures.
+"""A bounded, thread-safe LRU cache of encoded answers (pictures, and what the classifier reads in them).
 
 Dragging a slider back and forth asks for the same pictures again; each one is a pure function of
 its inputs and the weights, so the bytes can be kept and served again. The bounds are on entries and

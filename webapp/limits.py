@@ -15,10 +15,11 @@ MIN_FRAMES, MAX_FRAMES, DEFAULT_FRAMES = 2, 24, 24
 MIN_DURATION_MS, MAX_DURATION_MS, DEFAULT_DURATION_MS = 20, 2000, 80
 MAX_PICTURE_PIXELS = 512 * 1024  # one /grid PNG, after scaling: 10x4 pictures at scale 4
 MAX_ANIMATION_PIXELS = MAX_FRAMES * (IMAGE_SIZE * 4) ** 2  # all /interpolate frames: 24 at scale 4
-# Repeated /generate requests (a slider dragged back and forth) are answered from memory: a digit PNG
-# is 0.3-3 KB, so the byte bound, per worker, is the one that holds for large scales.
-PNG_CACHE_ENTRIES = 8192
-PNG_CACHE_BYTES = 16 * 1024 * 1024
+# Repeated /generate requests (a slider dragged back and forth) are answered from memory, their PNGs and
+# the classifier's readings of them: a digit PNG is 0.3-3 KB, so the byte bound, per worker, is the one
+# that holds for large scales.
+ANSWER_CACHE_ENTRIES = 8192
+ANSWER_CACHE_BYTES = 16 * 1024 * 1024
 
 DIGITS = [[float(i == d) for i in range(N_CLASSES)] for d in range(N_CLASSES)]
 MORPH = {"from": {"labels": DIGITS[1], "seed": 1}, "to": {"labels": DIGITS[8], "seed": 2}}

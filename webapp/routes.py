@@ -1,22 +1,18 @@
-"""The page and the API: each route checks its input, calls one picture function and formats the answer.
+"""The page and the API: each route checks its input, calls one picture function and formats the answer
+(the answers' pieces are in webapp/responses.py).
 
 Every answer is a pure function of the request and the weights: the same labels and seeds give
 byte-identical pictures on every request, worker and restart, which is what makes the long
 Cache-Control of GET /generate safe.
 """
 
-import base64
-import functools
 import hashlib
 import json
 import time
-from collections.abc import Callable
 
-import numpy as np
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from model.images import png_bytes
-from model.net import IMAGE_SIZE, N_CLASSES
+from model.net import IMAGE_SIZE
 from model.sampling import MAX_SEED, NOISE_RULE, Z_SIZE
 from webapp.browser_weights import encoded_weights
 from webapp.limits import (
@@ -31,8 +27,22 @@ from webapp.limits import (
     MIN_DURATION_MS,
     MIN_FRAMES,
 )
-from webapp.pictures import draw_states, grid_png, morph_gif, readings
-from webapp.state import STATE_FIELDS, State, page_state, parse_state
+from webapp.pictures import grid_png, morph_gif, readings
+from webapp.responses import (
+    digit_answer,
+    loaded_classifier,
+    loaded_generator,
+    picture_response,
+    presets,
+    reading_json,
+    require_generator,
+    state_pixels,
+    state_reading,
+    wants_json,
+    weights_summary,
+    weights_version,
+)
+from webapp.state import STATE_FIELDS, page_state, parse_state
 from webapp.validation import (
     ApiError,
     array,
@@ -51,114 +61,6 @@ LONG_CACHE = "public, max-age=31536000, immutable"  # URL names the weights' ver
 DAY_CACHE = "public, max-age=86400"  # URL without a version: revalidate (ETag) after a day
 
 web = Blueprint("web", __name__)
-
-
-def loaded(network: str, error_key: str):
-    """The network loaded at start-up under `network`, or 503 naming why there is none."""
-    value = current_app.extensions[network]
-    if value is None:
-        raise ApiError(None, f"no {network} loaded: {current_app.extensions[error_key]}", 503)
-    return value
-
-
-def generator():
-    return loaded("generator", "weights_error")
-
-
-def loaded_classifier():
-    return loaded("classifier", "classifier_error")
-
-
-def reading_json(probabilities: list[float]) -> dict:
-    return {"classifier": probabilities, "reads_as": max(range(N_CLASSES), key=probabilities.__getitem__)}
-
-
-def state_pixels(state: State) -> Callable[[], np.ndarray]:
-    """The state's uint8 picture, drawn on the first call only: its PNG and its reading share it."""
-    gen = generator()
-    return functools.cache(lambda: draw_states(gen, [state])[0])
-
-
-def state_reading(state: State, pixels: Callable[[], np.ndarray]) -> dict:
-    """What the classifier reads in the state's picture (through the cache), or why it cannot say."""
-    clf = current_app.extensions["classifier"]
-    if clf is None:
-        return {"classifier": None, "classifier_error": current_app.extensions["classifier_error"]}
-    key = (
-        "reading",
-        current_app.extensions["metadata"].get("sha256"),
-        current_app.extensions["classifier_metadata"].get("sha256"),
-        state,
-    )
-    encoded = current_app.extensions["png_cache"].get_or_make(
-        key, lambda: json.dumps(readings(clf, pixels()[None])[0]).encode()
-    )
-    return reading_json(json.loads(encoded))
-
-
-def weights_version() -> str:
-    return current_app.extensions["metadata"].get("sha256", "none")[:16]
-
-
-def cached_digit_png(state: State, scale: int, pixels: Callable[[], np.ndarray]) -> bytes:
-    """The state's PNG through the app's LRU cache, keyed by the exact inputs and the weights' sha256."""
-    key = (current_app.extensions["metadata"].get("sha256"), state, scale)
-    return current_app.extensions["png_cache"].get_or_make(key, lambda: png_bytes(pixels(), scale))
-
-
-def digit_answer(state: State, scale: int, started: float) -> Response:
-    """The state's picture as a PNG, or as JSON with what the classifier reads when JSON is asked for."""
-    pixels = state_pixels(state)
-    details = {**state.as_json(), **state_reading(state, pixels)} if wants_json() else {}
-    return picture_response(cached_digit_png(state, scale, pixels), "image/png", started, details)
-
-
-def wants_json() -> bool:
-    """JSON (with a data: URL) only when the client prefers it to an image; */* gets the image."""
-    accept = request.accept_mimetypes
-    return accept.quality("application/json") > max(accept.quality("image/png"), accept.quality("image/gif"))
-
-
-def picture_response(data: bytes, mimetype: str, started: float, details: dict) -> Response:
-    """The picture itself, or JSON with it as a data: URL when the client asked for JSON."""
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-    if wants_json():
-        image = f"data:{mimetype};base64,{base64.b64encode(data).decode('ascii')}"
-        response = current_app.json.response({"image": image, **details, "elapsed_ms": elapsed_ms})
-    else:
-        response = Response(data, mimetype=mimetype)
-    response.headers["Server-Timing"] = f"generate;dur={elapsed_ms}"
-    response.vary.add("Accept")
-    return response
-
-
-def weights_summary(metadata: dict) -> str:
-    """One line saying how trained the shipped weights are (provisional ones say so by their numbers)."""
-    parts = []
-    if "epochs" in metadata:
-        parts.append(f"{metadata['epochs']:g} epoch{'' if metadata['epochs'] == 1 else 's'}")
-    if "images_seen" in metadata:
-        parts.append(f"{metadata['images_seen']:,} images seen")
-    if "train_images" in metadata:
-        parts.append(f"{metadata['train_images']:,} training images")
-    if "date" in metadata:
-        parts.append(f"exported {metadata['date']}")
-    parts.append(f"sha256 {metadata.get('sha256', '?')[:12]}")
-    return ", ".join(parts)
-
-
-def presets() -> list[tuple[str, str]]:
-    """The article's experiments as (name, labels query): each digit, all 0, all 1, all 0.5, 0 with 1."""
-    digits = [(str(d), [1.0 if i == d else 0.0 for i in range(N_CLASSES)]) for d in range(N_CLASSES)]
-    both = [1.0, 1.0] + [0.0] * (N_CLASSES - 2)
-    named = digits + [
-        ("all 0", [0.0] * N_CLASSES),
-        ("all 1", [1.0] * N_CLASSES),
-        ("all 0.5", [0.5] * N_CLASSES),
-        ("0 and 1 at 1", both),
-        ("0 and 1 at 0.5", [x / 2 for x in both]),
-    ]
-    return [(name, ",".join(f"{x:g}" for x in labels)) for name, labels in named]
 
 
 @web.get("/")
@@ -210,7 +112,7 @@ def generate_get():
         STATE_FIELDS | {"scale", "v"},
     )
     state, scale = parse_state(data), parse_scale(data)
-    generator()  # 503 before anything else when there is none
+    require_generator()
     version = weights_version()
     as_json = wants_json()
     key = json.dumps([state.labels, state.seed, state.seed_b, state.blend, scale, as_json])
@@ -253,7 +155,7 @@ def grid():
             f"a {len(rows)}x{len(seeds)} grid at scale {scale} is {width}x{height} "
             f"pixels, over the limit of {MAX_PICTURE_PIXELS:,}: use a smaller scale",
         )
-    png = grid_png(generator(), rows, seeds, scale)
+    png = grid_png(loaded_generator(), rows, seeds, scale)
     return picture_response(
         png,
         "image/png",
@@ -282,7 +184,7 @@ def interpolate():
             f"{frames} frames of {side}x{side} pixels are over the limit of "
             f"{MAX_ANIMATION_PIXELS:,} pixels: use a smaller scale or fewer frames",
         )
-    gif = morph_gif(generator(), *ends, frames, scale, duration)
+    gif = morph_gif(loaded_generator(), *ends, frames, scale, duration)
     return picture_response(
         gif, "image/gif", started, {"frames": frames, "width": side, "height": side, "duration": duration}
     )
@@ -306,14 +208,14 @@ def healthz():
 
 @web.get("/api/model")
 def model_metadata():
-    generator()
+    require_generator()
     return current_app.extensions["metadata"]
 
 
 @web.get("/api/generator/<version>.weights")
 def browser_weights(version: str):
     """The generator's folded weights for the page (webapp/browser_weights.py), under its version."""
-    generator()
+    require_generator()
     if version != weights_version():
         loaded_version = weights_version()
         raise ApiError("version", f"no weights {version!r} here; the loaded ones are {loaded_version!r}", 404)

@@ -1,4 +1,4 @@
-"""MNIST for training: the four standard IDX .gz files from a folder, or Chainer's download."""
+"""MNIST: the four standard IDX .gz files from a folder, or Chainer's download."""
 
 import gzip
 import math

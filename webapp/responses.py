@@ -1,0 +1,131 @@
+"""What the routes answer with: the networks loaded at start-up (or the 503 naming why there is none),
+a state's picture and the classifier's reading of it through the app's cache, a picture as itself or
+as JSON, and the page's summary of the weights and its presets."""
+
+import base64
+import functools
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+from flask import Response, current_app, request
+
+from model.images import png_bytes
+from model.net import N_CLASSES
+from webapp.pictures import draw_states, readings
+from webapp.state import State
+from webapp.validation import ApiError
+
+
+def loaded(network: str, error_key: str):
+    """The network loaded at start-up under `network`, or 503 naming why there is none."""
+    value = current_app.extensions[network]
+    if value is None:
+        raise ApiError(None, f"no {network} loaded: {current_app.extensions[error_key]}", 503)
+    return value
+
+
+def loaded_generator():
+    return loaded("generator", "weights_error")
+
+
+def require_generator() -> None:
+    """503 naming why there is no generator, before a route that needs one does anything else."""
+    loaded_generator()
+
+
+def loaded_classifier():
+    return loaded("classifier", "classifier_error")
+
+
+def reading_json(probabilities: list[float]) -> dict:
+    return {"classifier": probabilities, "reads_as": max(range(N_CLASSES), key=probabilities.__getitem__)}
+
+
+def state_pixels(state: State) -> Callable[[], np.ndarray]:
+    """The state's uint8 picture, drawn on the first call only: its PNG and its reading share it."""
+    gen = loaded_generator()
+    return functools.cache(lambda: draw_states(gen, [state])[0])
+
+
+def state_reading(state: State, pixels: Callable[[], np.ndarray]) -> dict:
+    """What the classifier reads in the state's picture (through the cache), or why it cannot say."""
+    clf = current_app.extensions["classifier"]
+    if clf is None:
+        return {"classifier": None, "classifier_error": current_app.extensions["classifier_error"]}
+    key = (
+        "reading",
+        current_app.extensions["metadata"].get("sha256"),
+        current_app.extensions["classifier_metadata"].get("sha256"),
+        state,
+    )
+    encoded = current_app.extensions["answer_cache"].get_or_make(
+        key, lambda: json.dumps(readings(clf, pixels()[None])[0]).encode()
+    )
+    return reading_json(json.loads(encoded))
+
+
+def weights_version() -> str:
+    return current_app.extensions["metadata"].get("sha256", "none")[:16]
+
+
+def cached_digit_png(state: State, scale: int, pixels: Callable[[], np.ndarray]) -> bytes:
+    """The state's PNG through the app's LRU cache, keyed by the exact inputs and the weights' sha256."""
+    key = (current_app.extensions["metadata"].get("sha256"), state, scale)
+    return current_app.extensions["answer_cache"].get_or_make(key, lambda: png_bytes(pixels(), scale))
+
+
+def digit_answer(state: State, scale: int, started: float) -> Response:
+    """The state's picture as a PNG, or as JSON with what the classifier reads when JSON is asked for."""
+    pixels = state_pixels(state)
+    details = {**state.as_json(), **state_reading(state, pixels)} if wants_json() else {}
+    return picture_response(cached_digit_png(state, scale, pixels), "image/png", started, details)
+
+
+def wants_json() -> bool:
+    """JSON (with a data: URL) only when the client prefers it to an image; */* gets the image."""
+    accept = request.accept_mimetypes
+    return accept.quality("application/json") > max(accept.quality("image/png"), accept.quality("image/gif"))
+
+
+def picture_response(data: bytes, mimetype: str, started: float, details: dict) -> Response:
+    """The picture itself, or JSON with it as a data: URL when the client asked for JSON."""
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    if wants_json():
+        image = f"data:{mimetype};base64,{base64.b64encode(data).decode('ascii')}"
+        response = current_app.json.response({"image": image, **details, "elapsed_ms": elapsed_ms})
+    else:
+        response = Response(data, mimetype=mimetype)
+    response.headers["Server-Timing"] = f"generate;dur={elapsed_ms}"
+    response.vary.add("Accept")
+    return response
+
+
+def weights_summary(metadata: dict) -> str:
+    """One line saying how trained the shipped weights are (provisional ones say so by their numbers)."""
+    parts = []
+    if "epochs" in metadata:
+        parts.append(f"{metadata['epochs']:g} epoch{'' if metadata['epochs'] == 1 else 's'}")
+    if "images_seen" in metadata:
+        parts.append(f"{metadata['images_seen']:,} images seen")
+    if "train_images" in metadata:
+        parts.append(f"{metadata['train_images']:,} training images")
+    if "date" in metadata:
+        parts.append(f"exported {metadata['date']}")
+    parts.append(f"sha256 {metadata.get('sha256', '?')[:12]}")
+    return ", ".join(parts)
+
+
+def presets() -> list[tuple[str, str]]:
+    """The article's experiments as (name, labels query): each digit, all 0, all 1, all 0.5, 0 with 1."""
+    digits = [(str(d), [1.0 if i == d else 0.0 for i in range(N_CLASSES)]) for d in range(N_CLASSES)]
+    both = [1.0, 1.0] + [0.0] * (N_CLASSES - 2)
+    named = digits + [
+        ("all 0", [0.0] * N_CLASSES),
+        ("all 1", [1.0] * N_CLASSES),
+        ("all 0.5", [0.5] * N_CLASSES),
+        ("0 and 1 at 1", both),
+        ("0 and 1 at 0.5", [x / 2 for x in both]),
+    ]
+    return [(name, ",".join(f"{x:g}" for x in labels)) for name, labels in named]
