@@ -1,6 +1,5 @@
 """Save and load the generator: weights in generator.npz, metadata in generator.json (model/files.py)."""
 
-import json
 from pathlib import Path
 
 from model.files import checked_sizes, load_chain, save_chain
@@ -12,9 +11,6 @@ WEIGHTS_NAME = "generator.npz"
 METADATA_NAME = "generator.json"
 PREVIEW_NAME = "preview.png"
 MAX_SIZE = 1024  # 8x the default widths; keeps a damaged generator.json from asking for terabytes
-# The architecture's statement that the labels set the batch norms' gains and biases, which every
-# generator.json states; false marks the plain batch norms of earlier files, which no longer load.
-LABELS_IN_BATCH_NORM = "label_bn"
 
 
 class WeightsError(Exception):
@@ -28,7 +24,6 @@ def architecture_of(gen: Generator) -> dict:
         "z_size": gen.z_size,
         "ch": gen.ch,
         "n_classes": gen.n_classes,
-        LABELS_IN_BATCH_NORM: True,
     }
 
 
@@ -49,19 +44,16 @@ def save_generator(gen: Generator, folder: Path, metadata: dict, preview: bytes 
 
 
 def architecture_arguments(metadata: dict, path: Path) -> dict:
-    """Generator's arguments from the metadata's architecture, each checked before it sizes arrays."""
+    """Generator's arguments from the metadata's architecture, each checked before it sizes arrays.
+
+    A generator of earlier commits with plain batch norms states the same name; its npz lacks the
+    labels' gains and biases, which fill_from_npz names when it refuses the file.
+    """
     arch = metadata.get("architecture")
     name = arch.get("name") if isinstance(arch, dict) else arch
     if name != ARCHITECTURE:
         raise WeightsError(f"{path}: unknown architecture {name!r}")
-    sizes = checked_sizes(arch, dict.fromkeys(("z_size", "ch", "n_classes"), MAX_SIZE), path, WeightsError)
-    conditional = arch.get(LABELS_IN_BATCH_NORM)
-    if conditional is not True:
-        raise WeightsError(
-            f"{path}: architecture.{LABELS_IN_BATCH_NORM} is {json.dumps(conditional)}: only the generator "
-            "whose labels set its batch norms (true) loads; one with plain batch norms needs retraining"
-        )
-    return sizes
+    return checked_sizes(arch, dict.fromkeys(("z_size", "ch", "n_classes"), MAX_SIZE), path, WeightsError)
 
 
 def load_generator(folder: Path) -> tuple[Generator, dict]:

@@ -60,8 +60,6 @@ DAMAGES = {
     "wrong shape": (lambda folder: edit_metadata(folder, ch=32), "does not fit the architecture"),
     "absurd size": (lambda folder: edit_metadata(folder, ch=10**9), "architecture.ch must be an integer"),
     "size of the wrong type": (lambda folder: edit_metadata(folder, z_size="100"), "architecture.z_size"),
-    "plain batch norms": (lambda folder: edit_metadata(folder, label_bn=False), "label_bn is false"),
-    "batch norms not a bool": (lambda folder: edit_metadata(folder, label_bn="yes"), 'label_bn is "yes"'),
     "not an object": (lambda folder: (folder / METADATA_NAME).write_text("[]"), "not a JSON object"),
 }
 
