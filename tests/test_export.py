@@ -1,10 +1,10 @@
 """Export -> load round trip of the generator, and the checks load_generator makes."""
 
-import hashlib
 import json
 
 import numpy as np
 import pytest
+from helpers import lively_generator, replace_npz_keeping_sha256
 
 from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, load_generator, save_generator
 from model.files import npz_bytes
@@ -13,8 +13,6 @@ from model.sampling import generate, one_hot, seeds_noise
 
 @pytest.fixture
 def exported(tmp_path):
-    from helpers import lively_generator
-
     gen = lively_generator()
     save_generator(gen, tmp_path, {"epochs": 3, "seed": 5})
     return gen, tmp_path
@@ -44,11 +42,7 @@ def test_an_npz_of_plain_batch_norms_is_refused_naming_what_it_lacks(exported):
         size = arrays.pop(f"{layer}/gain/W").shape[0]
         del arrays[f"{layer}/bias/W"]
         arrays[f"{layer}/bn/gamma"], arrays[f"{layer}/bn/beta"] = np.ones(size, "f"), np.zeros(size, "f")
-    data = npz_bytes(arrays)
-    (folder / WEIGHTS_NAME).write_bytes(data)
-    metadata = json.loads((folder / METADATA_NAME).read_text())
-    metadata["sha256"] = hashlib.sha256(data).hexdigest()
-    (folder / METADATA_NAME).write_text(json.dumps(metadata))
+    replace_npz_keeping_sha256(folder, npz_bytes(arrays))
     with pytest.raises(WeightsError, match=r"does not fit the architecture \(missing .*bn0/bias/W"):
         load_generator(folder)
 

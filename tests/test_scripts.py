@@ -2,7 +2,6 @@
 tests write (no network, no real MNIST)."""
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, write_idx, write_mnist_folder
+from helpers import ROOT, replace_npz_keeping_sha256, write_idx, write_mnist_folder
 
 from evaluation import classifier_cli
 from evaluation import cli as evaluate_cli
@@ -320,11 +319,7 @@ def test_evaluate_refuses_garbage_weights_with_a_matching_sha256(
     generator_dir, classifier_dir, tmp_path, capsys
 ):
     folder = shutil.copytree(generator_dir, tmp_path / "weights")
-    garbage = np.random.RandomState(0).bytes(5000)
-    (folder / "generator.npz").write_bytes(garbage)
-    metadata = json.loads((folder / "generator.json").read_text())
-    metadata["sha256"] = hashlib.sha256(garbage).hexdigest()
-    (folder / "generator.json").write_text(json.dumps(metadata))
+    replace_npz_keeping_sha256(folder, np.random.RandomState(0).bytes(5000))
     assert evaluate_cli.main(["--generator", str(folder), "--classifier", str(classifier_dir)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"evaluate.py: error: {folder / 'generator.npz'}: does not fit the architecture (")

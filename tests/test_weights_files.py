@@ -2,7 +2,6 @@
 one, a reader never loads one npz under another's sha256, and the bytes name the weights."""
 
 import errno
-import hashlib
 import io
 import json
 import os
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, write_mnist_folder
+from helpers import ROOT, replace_npz_keeping_sha256, write_mnist_folder
 
 from model import files
 from model.classifier import Classifier, ClassifierError, load_classifier, save_classifier
@@ -279,11 +278,7 @@ DAMAGES = {
 @pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
 def test_damaged_weights_with_a_matching_sha256_are_refused_by_name(old_folder, tmp_path, damage):
     folder = shutil.copytree(old_folder, tmp_path / "weights")
-    data = DAMAGES[damage]((folder / WEIGHTS_NAME).read_bytes())
-    (folder / WEIGHTS_NAME).write_bytes(data)
-    metadata = json.loads((folder / METADATA_NAME).read_text())
-    metadata["sha256"] = hashlib.sha256(data).hexdigest()
-    (folder / METADATA_NAME).write_text(json.dumps(metadata))
+    replace_npz_keeping_sha256(folder, DAMAGES[damage]((folder / WEIGHTS_NAME).read_bytes()))
     with pytest.raises(WeightsError, match=f"^{folder / WEIGHTS_NAME}: does not fit the architecture"):
         load_generator(folder)
 

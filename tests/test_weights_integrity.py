@@ -8,11 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, free_port, lively_generator, save, save_small_classifier, web_command
+from helpers import (
+    ROOT,
+    free_port,
+    lively_generator,
+    replace_npz_keeping_sha256,
+    save,
+    save_small_classifier,
+    web_command,
+)
 
 import webapp
 from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, save_generator
-from model.files import sha256_of
 from model.net import Generator
 from webapp import EXIT_BAD_WEIGHTS
 
@@ -35,18 +42,13 @@ def replace_npz(folder: Path) -> None:
 
 def truncate_consistently(folder: Path) -> None:
     """A truncated npz whose sha256 was (wrongly) recorded as it is: the npz itself must be refused."""
-    truncate(folder / WEIGHTS_NAME)
-    metadata = json.loads((folder / METADATA_NAME).read_text())
-    metadata["sha256"] = sha256_of(folder / WEIGHTS_NAME)
-    (folder / METADATA_NAME).write_text(json.dumps(metadata))
+    data = (folder / WEIGHTS_NAME).read_bytes()
+    replace_npz_keeping_sha256(folder, data[: len(data) // 2])
 
 
 def garbage_with_matching_sha256(folder: Path) -> None:
     """Random bytes as the npz, their sha256 (wrongly) recorded: the bytes themselves must be refused."""
-    (folder / WEIGHTS_NAME).write_bytes(np.random.RandomState(0).bytes(50_000))
-    metadata = json.loads((folder / METADATA_NAME).read_text())
-    metadata["sha256"] = sha256_of(folder / WEIGHTS_NAME)
-    (folder / METADATA_NAME).write_text(json.dumps(metadata))
+    replace_npz_keeping_sha256(folder, np.random.RandomState(0).bytes(50_000))
 
 
 DAMAGES = {
