@@ -70,10 +70,11 @@ class RequestFramer:
         self.chunked = False
         self.chunk_pos = 0  # where the next chunk's size line starts
         self.chunk_data = 0  # decoded body bytes in complete chunks before chunk_pos
+        self.searched = 0  # where the search for the empty line that ends a field block stopped
 
     def status(self, data: bytearray) -> Framing:
         if self.body_start is None:
-            head_end = data.find(b"\r\n\r\n")
+            head_end = self.fields_end(data, 0)
             if head_end < 0:
                 return Framing.HEAD_TOO_LARGE if len(data) > MAX_HEAD_BYTES else Framing.INCOMPLETE
             if head_end > MAX_HEAD_BYTES:
@@ -120,7 +121,7 @@ class RequestFramer:
                 return Framing.SERVE_NOW  # the app answers 400 naming the bad chunk
             size = int(size_text, 16)
             if size == 0:  # the last chunk: trailer fields, if any, end with an empty line
-                if data.find(b"\r\n\r\n", line_end) >= 0:
+                if self.fields_end(data, line_end) >= 0:
                     return Framing.COMPLETE
                 return Framing.SERVE_NOW if len(data) - line_end > MAX_HEAD_BYTES else Framing.INCOMPLETE
             data_end = line_end + 2 + size
@@ -130,6 +131,12 @@ class RequestFramer:
                 return Framing.SERVE_NOW
             self.chunk_pos = data_end + 2
             self.chunk_data += size
+
+    def fields_end(self, data: bytearray, start: int) -> int:
+        """Where the headers (or the trailers after `start`) end, searching only bytes not yet searched."""
+        found = data.find(b"\r\n\r\n", max(start, self.searched - 3))
+        self.searched = len(data) if found < 0 else found
+        return found
 
     def incomplete(self, data: bytearray, partial_chunk: int) -> Framing:
         """INCOMPLETE, unless the body is already over the app's limit (a 413) or too long to hold."""
