@@ -5,7 +5,14 @@ from a loaded Chainer Generator (Classifier) and computes the same function (tes
 1e-5 of Chainer's forward). At batch 1 Chainer spends most of its time in per-function bookkeeping
 and in batch norm; here each batch norm's fixed statistics are folded into the weights of the
 layer before it once, at build time, and what is left is matrix products and the activations.
+
+Both compute in float64 on float32 weights, so that a picture (and a reading) does not depend on
+the CPU, its BLAS kernels or the batch: float32 sums taken in another order move a value by about
+1e-7 of itself, enough to carry a pixel over a grey level's edge now and then; float64 sums move it
+by about 1e-16, and docs/operations.md counts how rarely that can still happen.
 """
+
+import hashlib
 
 import chainer
 import numpy as np
@@ -17,8 +24,23 @@ from model.net import IMAGE_SIZE, Generator
 HALF, QUARTER = IMAGE_SIZE // 2, IMAGE_SIZE // 4  # picture sides after and before the first deconvolution
 
 
+ARITHMETIC = "folded-float64"  # how weights become pixels: part of every picture's version
+
+
+def pictures_version(weights_sha256: str) -> str:
+    """The version that names the pictures of these weights in URLs and ETags (cached for a year):
+    it changes with the weights and with ARITHMETIC, so no cache keeps an old picture under it."""
+    return hashlib.sha256(f"{weights_sha256} {ARITHMETIC}".encode()).hexdigest()[:16]
+
+
 def cpu_float64(array) -> np.ndarray:
     return chainer.backends.cuda.to_cpu(array).astype(np.float64)
+
+
+def float32_values(array) -> np.ndarray:
+    """`array` rounded to float32, as a contiguous float64 array: the weights the page downloads
+    as float32 (webapp/browser_weights.py) are then the very numbers the server computes with."""
+    return np.ascontiguousarray(np.asarray(chainer.backends.cuda.to_cpu(array), np.float32), np.float64)
 
 
 def folded_normalization(bn: chainer.links.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +55,7 @@ def folded_normalization(bn: chainer.links.BatchNormalization) -> tuple[np.ndarr
 
 
 class FoldedGenerator:
-    """gen's (noise, labels) -> images (n, 1, 28, 28) in [0, 1], computed with NumPy on the CPU.
+    """gen's (noise, labels) -> images (n, 1, 28, 28) in [0, 1], computed with NumPy in float64.
 
     Per layer, batch norm's scale and shift go into the weights and bias; the label-dependent gain
     and bias stay, as one small product of the labels.
@@ -41,24 +63,27 @@ class FoldedGenerator:
 
     def __init__(self, gen: Generator):
         self.z_size, self.ch, self.n_classes = gen.z_size, gen.ch, gen.n_classes
-        cpu = chainer.backends.cuda.to_cpu
         scale0, shift0 = folded_normalization(gen.bn0.bn)
         scale1, shift1 = folded_normalization(gen.bn1.bn)
         fc_w, fc_b = cpu_float64(gen.fc.W.array), cpu_float64(gen.fc.b.array)
-        self.fc_w = np.ascontiguousarray((fc_w * scale0[:, None]).T, np.float32)  # (z + labels, ch*49)
-        self.fc_b = (fc_b * scale0 + shift0).astype(np.float32)
+        self.fc_w = float32_values((fc_w * scale0[:, None]).T)  # (z + labels, ch*49)
+        self.fc_b = float32_values(fc_b * scale0 + shift0)
         dc1_w, dc1_b = cpu_float64(gen.dc1.W.array), cpu_float64(gen.dc1.b.array)
-        self.dc1_taps = tap_matrices((dc1_w * scale1[None, :, None, None]).astype(np.float32))
-        self.dc1_b = (dc1_b * scale1 + shift1).astype(np.float32)
-        self.dc2_taps, self.dc2_b = tap_matrices(cpu(gen.dc2.W.array)), cpu(gen.dc2.b.array)
+        self.dc1_taps = tap_matrices(float32_values(dc1_w * scale1[None, :, None, None]))
+        self.dc1_b = float32_values(dc1_b * scale1 + shift1)
+        self.dc2_taps, self.dc2_b = (
+            tap_matrices(float32_values(gen.dc2.W.array)),
+            float32_values(gen.dc2.b.array),
+        )
         parts = [gen.bn0.gain, gen.bn0.bias, gen.bn1.gain, gen.bn1.bias]  # rows: the labels
-        self.label_affine = np.ascontiguousarray(np.concatenate([cpu(p.W.array) for p in parts]).T)
+        self.label_affine = float32_values(np.concatenate([cpu_float64(p.W.array) for p in parts]).T)
         size0, size1 = len(self.fc_b), len(self.dc1_b)
         self.split = [size0, 2 * size0, 2 * size0 + size1]  # gain0 | bias0 | gain1 | bias1
 
     def __call__(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        z = np.asarray(z, dtype=np.float32)
-        labels = np.asarray(labels, dtype=np.float32)
+        """float64 images; the inputs are taken as float32, as the noise rule and the page give them."""
+        z = float32_values(z)
+        labels = float32_values(labels)
         n = len(z)
         h = np.concatenate((z, labels), axis=1) @ self.fc_w
         h += self.fc_b
@@ -72,8 +97,7 @@ class FoldedGenerator:
         h += bias1[:, :, None, None]
         np.maximum(h, 0, out=h)
         h = deconvolve(h, self.dc2_taps, self.dc2_b, (2, 2), (1, 1), (IMAGE_SIZE, IMAGE_SIZE))
-        half = np.float32(0.5)  # Chainer's sigmoid: tanh(x / 2) / 2 + 1 / 2
-        return np.tanh(h * half) * half + half
+        return np.tanh(h * 0.5) * 0.5 + 0.5  # Chainer's sigmoid: tanh(x / 2) / 2 + 1 / 2
 
 
 class FoldedClassifier:

@@ -1,11 +1,9 @@
-// The generator's forward pass in the page: model/inference.py's FoldedGenerator over Float32Arrays.
+// The generator's forward pass in the page: model/inference.py's FoldedGenerator.
 //
-// The weights come from the server (webapp/browser_weights.py) as the very arrays the server
-// computes with. Each float32 step the server takes (a product's result, a bias added, a gain
-// applied) is rounded to float32 here too; only the sums inside the products are taken in float64,
-// which is why a pixel can, rarely, come out one grey level away from the server's.
-
-const round = Math.fround;
+// The weights come from the server (webapp/browser_weights.py) as the very float32 numbers the
+// server computes with, and both compute in float64 (JavaScript's own numbers): sums taken in
+// another order than the server's differ by about 1e-16 of their size, which carries a pixel over a
+// grey level's edge essentially never (docs/operations.md has the figures).
 
 /** The weights file's arrays by name, plus its header (z_size, ch, n_classes, split). */
 export function parseWeights(buffer) {
@@ -32,8 +30,8 @@ export class LocalGenerator {
     this.dc1Channels = this.dc1_b.length; // ch / 2
     this.noiseKey = null;
     this.noisePart = new Float64Array(this.fcSize);
-    this.hidden0 = new Float32Array(this.fcSize); // (7 * 7, ch): one pixel's channels side by side
-    this.hidden1 = new Float32Array(14 * 14 * this.dc1Channels); // (14 * 14, ch / 2), likewise
+    this.hidden0 = new Float64Array(this.fcSize); // (7 * 7, ch): one pixel's channels side by side
+    this.hidden1 = new Float64Array(14 * 14 * this.dc1Channels); // (14 * 14, ch / 2), likewise
   }
 
   /** The noise's share of the first product, kept while only the labels change (a slider drag). */
@@ -61,7 +59,7 @@ export class LocalGenerator {
       const row = k * size;
       for (let j = 0; j < size; j++) sums[j] += label * weights[row + j];
     }
-    return Float32Array.from(sums);
+    return sums;
   }
 
   /** The picture for `noise` (Float32Array of z_size) and `labels` (Float32Array of n_classes),
@@ -76,20 +74,18 @@ export class LocalGenerator {
     for (let j = 0; j < fcSize; j++) {
       let sum = noisePart[j];
       for (let k = 0; k < this.nClasses; k++) sum += labels[k] * fcW[(zSize + k) * fcSize + j];
-      let h = round(round(sum) + fcB[j]);
-      h = round(round(h * round(affine[j] + 1)) + affine[gain0 + j]);
+      const h = (sum + fcB[j]) * (affine[j] + 1) + affine[gain0 + j];
       hidden0[(j % 49) * ch + ((j / 49) | 0)] = h > 0 ? h : 0; // ReLU; (ch, 7, 7) -> (7 * 7, ch)
     }
     const gains1 = affine.subarray(bias0, gain1);
     const biases1 = affine.subarray(gain1);
     deconvolve(hidden0, 7, ch, this.dc1_taps, this.dc1_b, this.hidden1, (oc, h) => {
-      h = round(round(h * round(gains1[oc] + 1)) + biases1[oc]);
+      h = h * (gains1[oc] + 1) + biases1[oc];
       return h > 0 ? h : 0;
     });
     deconvolve(this.hidden1, 14, this.dc1Channels, this.dc2_taps, this.dc2_b, pixels, (oc, h) => {
       // Chainer's sigmoid, tanh(x / 2) / 2 + 1 / 2, then model/images.py's rint(v * 255).
-      const v = round(round(round(Math.tanh(round(h * 0.5))) * 0.5) + 0.5);
-      return round(v * 255); // a Uint8ClampedArray rounds half to even, as numpy's rint
+      return (Math.tanh(h * 0.5) * 0.5 + 0.5) * 255; // a Uint8ClampedArray rounds half to even, as rint
     });
     return pixels;
   }
@@ -97,11 +93,11 @@ export class LocalGenerator {
 
 /** A 4x4, stride 2, pad 1 transposed convolution from a side x side input to 2 side x 2 side,
  * both laid out (pixels, channels). taps is (4, 4, out channels, in channels). Each output sums
- * its (at most four) taps in the server's order, adds the bias and goes through `activate`. */
+ * its (at most four) taps, adds the bias and goes through `activate`. */
 function deconvolve(input, side, channels, taps, bias, output, activate) {
   const outChannels = bias.length;
   const outSide = 2 * side;
-  const sums = new Float32Array(outChannels);
+  const sums = new Float64Array(outChannels);
   const nonzero = nonzeroChannels(input, side * side, channels);
   for (let oy = 0; oy < outSide; oy++) {
     for (let ox = 0; ox < outSide; ox++) {
@@ -116,7 +112,7 @@ function deconvolve(input, side, channels, taps, bias, output, activate) {
         }
       }
       const outBase = (oy * outSide + ox) * outChannels;
-      for (let oc = 0; oc < outChannels; oc++) output[outBase + oc] = activate(oc, round(sums[oc] + bias[oc]));
+      for (let oc = 0; oc < outChannels; oc++) output[outBase + oc] = activate(oc, sums[oc] + bias[oc]);
     }
   }
 }
@@ -142,8 +138,7 @@ function nonzeroChannels(input, pixels, channels) {
 }
 
 /** sums[oc] += the product of one tap's (out channels, channels) matrix at `w` and input pixel
- * `p`'s channels, each product rounded to float32 as the server's. Eight output channels go side by
- * side (eight independent sums over the same input) when there are that many: one sum at a time
+ * `p`'s channels. Eight output channels go side by side (eight independent sums over the same input) when there are that many: one sum at a time
  * waits on each addition's latency, and takes twice as long. */
 function addTap(taps, w, { index, value, count, channels }, p, sums) {
   const start = p * channels;
@@ -163,18 +158,18 @@ function addTap(taps, w, { index, value, count, channels }, p, sums) {
       s6 += taps[i + 6 * channels] * v;
       s7 += taps[i + 7 * channels] * v;
     }
-    sums[oc] = round(sums[oc] + round(s0));
-    sums[oc + 1] = round(sums[oc + 1] + round(s1));
-    sums[oc + 2] = round(sums[oc + 2] + round(s2));
-    sums[oc + 3] = round(sums[oc + 3] + round(s3));
-    sums[oc + 4] = round(sums[oc + 4] + round(s4));
-    sums[oc + 5] = round(sums[oc + 5] + round(s5));
-    sums[oc + 6] = round(sums[oc + 6] + round(s6));
-    sums[oc + 7] = round(sums[oc + 7] + round(s7));
+    sums[oc] += s0;
+    sums[oc + 1] += s1;
+    sums[oc + 2] += s2;
+    sums[oc + 3] += s3;
+    sums[oc + 4] += s4;
+    sums[oc + 5] += s5;
+    sums[oc + 6] += s6;
+    sums[oc + 7] += s7;
   }
   for (; oc < sums.length; oc++, w += channels) {
     let sum = 0;
     for (let n = start; n < end; n++) sum += taps[w + index[n]] * value[n];
-    sums[oc] = round(sums[oc] + round(sum));
+    sums[oc] += sum;
   }
 }

@@ -26,6 +26,7 @@ import pytest
 from mnist.data import IMAGES_MAGIC, LABELS_MAGIC, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from model.classifier import Classifier, save_classifier
 from model.export import METADATA_NAME, WEIGHTS_NAME, save_generator
+from model.inference import pictures_version
 from model.net import Generator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,11 @@ def write_mnist_folder(folder: Path, n: int = 20, seed: int = 0) -> Path:
         write_idx(folder / images, rng.randint(0, 256, (n, 28, 28)), IMAGES_MAGIC)
         write_idx(folder / labels, np.arange(n) % 10, LABELS_MAGIC)
     return folder
+
+
+def weights_version(app) -> str:
+    """The version an app names its pictures by, in URLs and ETags."""
+    return pictures_version(app.extensions["metadata"]["sha256"])
 
 
 def lively_generator(seed: int = 0) -> Generator:

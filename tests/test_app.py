@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from helpers import weights_version
 from PIL import Image
 
 import webapp
@@ -60,10 +61,13 @@ def test_healthz_is_ok(client):
     assert response.json == {"status": "ok"}
 
 
-def test_api_model_returns_the_weights_metadata(client, generator_dir):
+def test_api_model_returns_the_weights_metadata_and_the_pictures_version(client, app, generator_dir):
     response = client.get("/api/model")
     assert response.status_code == 200
-    assert response.json == json.loads((generator_dir / "generator.json").read_text())
+    assert response.json == {
+        **json.loads((generator_dir / "generator.json").read_text()),
+        "version": weights_version(app),
+    }
     assert response.json["sha256"] == sha256_of(generator_dir / "generator.npz")
 
 
@@ -260,7 +264,7 @@ def test_get_generate_blend_matches_post(client):
 def test_get_generate_sets_an_etag_naming_the_weights_and_answers_304(client, app):
     response = client.get(f"/generate?{QUERY_2}")
     etag = response.headers["ETag"]
-    assert etag.strip('"').startswith(app.extensions["metadata"]["sha256"][:16])
+    assert etag.strip('"').startswith(weights_version(app))
     again = client.get(f"/generate?{QUERY_2}", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.data == b""
     assert again.headers["ETag"] == etag
@@ -278,7 +282,7 @@ def test_get_generate_etag_changes_with_the_weights(make_app, client, other_gene
 
 
 def test_get_generate_cache_control_is_long_when_the_url_names_these_weights(client, app):
-    version = app.extensions["metadata"]["sha256"][:16]
+    version = weights_version(app)
     named = client.get(f"/generate?{QUERY_2}&v={version}")
     assert named.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     plain = client.get(f"/generate?{QUERY_2}")

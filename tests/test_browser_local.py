@@ -114,9 +114,7 @@ def test_the_page_computes_the_servers_noise_and_pixels(page, server_url):
     pixels = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(fixture["pixels"].shape)
 
     np.testing.assert_array_equal(noise.view(np.uint32), fixture["noise"].view(np.uint32))  # bit for bit
-    difference = np.abs(pixels.astype(int) - fixture["pixels"])
-    assert difference.max() <= 1
-    assert (difference > 0).mean() <= 0.0001, f"{(difference > 0).sum()} of {difference.size} pixels differ"
+    np.testing.assert_array_equal(pixels, fixture["pixels"])  # every pixel of the 1,000 pictures
     assert page.problems == []
 
 

@@ -6,6 +6,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from helpers import weights_version
 
 from model.export import load_generator
 from model.inference import FoldedGenerator
@@ -28,7 +29,7 @@ def read_weights(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def weights_url(app) -> str:
-    return f"/api/generator/{app.extensions['metadata']['sha256'][:16]}.weights"
+    return f"/api/generator/{weights_version(app)}.weights"
 
 
 def test_the_file_holds_the_generator_rebuilt_from_generator_npz(app, client, generator_dir):
@@ -80,7 +81,7 @@ def test_other_weights_have_another_url_and_an_old_url_is_refused(make_app, app,
     assert weights_url(other) != weights_url(app)
     response = other.test_client().get(weights_url(app))
     assert response.status_code == 404
-    version = app.extensions["metadata"]["sha256"][:16]
+    version = weights_version(app)
     assert response.get_json()["error"].startswith(f"version: no weights '{version}' here;")
     assert response.get_json()["field"] == "version"
 

@@ -45,7 +45,7 @@ def test_folded_forward_matches_chainer(batch):
     z, labels = random_inputs(batch, seed=batch)
     expected = generate(gen, z, labels)
     folded = FoldedGenerator(gen)(z, labels)
-    assert folded.shape == expected.shape == (batch, 1, 28, 28) and folded.dtype == np.float32
+    assert folded.shape == expected.shape == (batch, 1, 28, 28) and folded.dtype == np.float64
     assert np.abs(folded - expected).max() <= 1e-5
     assert expected.std() > 0.05  # the pictures are not flat, so the comparison means something
 

@@ -12,6 +12,7 @@ import numpy as np
 from flask import Response, current_app, request
 
 from model.images import png_bytes
+from model.inference import pictures_version
 from model.net import N_CLASSES
 from webapp.pictures import draw_states, readings
 from webapp.state import State
@@ -67,7 +68,8 @@ def state_reading(state: State, pixels: Callable[[], np.ndarray]) -> dict:
 
 
 def weights_version() -> str:
-    return current_app.extensions["metadata"].get("sha256", "none")[:16]
+    sha256 = current_app.extensions["metadata"].get("sha256")
+    return pictures_version(sha256) if sha256 else "none"
 
 
 def cached_digit_png(state: State, scale: int, pixels: Callable[[], np.ndarray]) -> bytes:

@@ -209,7 +209,7 @@ def healthz():
 @web.get("/api/model")
 def model_metadata():
     require_generator()
-    return current_app.extensions["metadata"]
+    return {**current_app.extensions["metadata"], "version": weights_version()}
 
 
 @web.get("/api/generator/<version>.weights")
