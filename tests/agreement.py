@@ -49,24 +49,44 @@ def fixture_states(n: int = N_STATES, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def make_fixture(folder: Path = ROOT / "weights") -> dict[str, np.ndarray]:
-    """The states with the noise and the uint8 pixels the server computes for them from `folder`."""
-    from webapp import create_app
-    from webapp.pictures import draw_states
+def server_states(fixture: dict[str, np.ndarray]) -> list:
+    """The fixture's states as the server's State objects."""
     from webapp.state import State
 
-    app = create_app({"GENERATOR_DIR": str(folder), "TESTING": True})
-    gen = app.extensions["generator"]
-    fixture = fixture_states()
-    states = [
+    return [
         State(tuple(float(x) for x in labels), int(seed), int(seed_b), float(blend))
         for labels, seed, seed_b, blend in zip(
             fixture["labels"], fixture["seed"], fixture["seed_b"], fixture["blend"], strict=True
         )
     ]
+
+
+def shipped_generator(folder: Path = ROOT / "weights"):
+    """(the folded generator, its metadata) as the app loads them from `folder`."""
+    from webapp import create_app
+
+    app = create_app({"GENERATOR_DIR": str(folder), "TESTING": True})
+    return app.extensions["generator"], app.extensions["metadata"]
+
+
+def draw_in_batches(gen, batch: int) -> np.ndarray:
+    """The fixture states' uint8 pixels, drawn `batch` states per generator call."""
+    from webapp.pictures import draw_states
+
+    states = server_states(fixture_states())
+    return np.concatenate([draw_states(gen, states[i : i + batch]) for i in range(0, len(states), batch)])
+
+
+def make_fixture(folder: Path = ROOT / "weights") -> dict[str, np.ndarray]:
+    """The states with the noise and the uint8 pixels the server computes for them from `folder`."""
+    from webapp.pictures import draw_states
+
+    gen, metadata = shipped_generator(folder)
+    fixture = fixture_states()
+    states = server_states(fixture)
     fixture["noise"] = np.stack([state.noise(gen.z_size) for state in states])
     fixture["pixels"] = draw_states(gen, states)
-    fixture["generator_sha256"] = np.array(app.extensions["metadata"]["sha256"])
+    fixture["generator_sha256"] = np.array(metadata["sha256"])
     return fixture
 
 
