@@ -22,6 +22,7 @@ import pytest
 from agreement import FIXTURE, ROOT
 from PIL import Image
 
+from bench.pixel_edges import UNIT_ROUNDOFF, forward, page_states, rounding_bound
 from model.images import to_uint8
 from model.sampling import generate
 from webapp import create_app
@@ -142,3 +143,19 @@ def test_each_frame_of_a_morph_is_the_single_picture_of_its_noise_and_labels(shi
         np.testing.assert_array_equal(frame, single, err_msg=f"frame {index}")
     np.testing.assert_array_equal(frames[0], single_picture(client, start))
     np.testing.assert_array_equal(frames[-1], single_picture(client, end))
+
+
+def test_the_rounding_bound_holds_and_describes_the_served_arithmetic(shipped):
+    """docs/operations.md's argument rests on bench/pixel_edges.py: its forward pass is the served
+    one, and its bound covers what float64 and float32 sums really do against extended precision."""
+    if np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant:
+        pytest.skip("numpy.longdouble is float64 on this machine: nothing more precise to compare with")
+    _, gen = shipped
+    z, labels = page_states(12, seed=1)
+    exact = forward(gen, z, labels, np.longdouble)
+    served = forward(gen, z, labels, np.float64)
+    np.testing.assert_allclose(served, 255 * gen(z, labels), rtol=0, atol=1e-9)
+    for dtype, unit in UNIT_ROUNDOFF.items():
+        moved = np.abs(forward(gen, z, labels, dtype).astype(np.longdouble) - exact)
+        bound = rounding_bound(gen, z, labels, unit)
+        assert (moved <= bound).all() and moved.max() > 0, dtype
