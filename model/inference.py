@@ -6,10 +6,11 @@ from a loaded Chainer Generator (Classifier) and computes the same function (tes
 and in batch norm; here each batch norm's fixed statistics are folded into the weights of the
 layer before it once, at build time, and what is left is matrix products and the activations.
 
-Both compute in float64 on float32 weights, so that a picture (and a reading) does not depend on
-the CPU, its BLAS kernels or the batch: float32 sums taken in another order move a value by about
-1e-7 of itself, enough to carry a pixel over a grey level's edge now and then; float64 sums move it
-by about 1e-16, and docs/operations.md counts how rarely that can still happen.
+The generator computes in float64 on float32 weights, so that a picture does not depend on the
+CPU, its BLAS kernels or the batch: float32 sums taken in another order move a value by about 1e-7
+of itself, enough to carry a pixel over a grey level's edge now and then; float64 sums move it by
+about 1e-16, and docs/operations.md counts how rarely that can still happen. The classifier's
+readings, rounded to six decimals, stay float32.
 """
 
 import hashlib
@@ -22,8 +23,6 @@ from model.cpu_kernels import convolve, deconvolve, tap_matrices
 from model.net import IMAGE_SIZE, Generator
 
 HALF, QUARTER = IMAGE_SIZE // 2, IMAGE_SIZE // 4  # picture sides after and before the first deconvolution
-
-
 ARITHMETIC = "folded-float64"  # how weights become pixels: part of every picture's version
 
 
@@ -71,10 +70,8 @@ class FoldedGenerator:
         dc1_w, dc1_b = cpu_float64(gen.dc1.W.array), cpu_float64(gen.dc1.b.array)
         self.dc1_taps = tap_matrices(float32_values(dc1_w * scale1[None, :, None, None]))
         self.dc1_b = float32_values(dc1_b * scale1 + shift1)
-        self.dc2_taps, self.dc2_b = (
-            tap_matrices(float32_values(gen.dc2.W.array)),
-            float32_values(gen.dc2.b.array),
-        )
+        self.dc2_taps = tap_matrices(float32_values(gen.dc2.W.array))
+        self.dc2_b = float32_values(gen.dc2.b.array)
         parts = [gen.bn0.gain, gen.bn0.bias, gen.bn1.gain, gen.bn1.bias]  # rows: the labels
         self.label_affine = float32_values(np.concatenate([cpu_float64(p.W.array) for p in parts]).T)
         size0, size1 = len(self.fc_b), len(self.dc1_b)

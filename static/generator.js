@@ -138,8 +138,9 @@ function nonzeroChannels(input, pixels, channels) {
 }
 
 /** sums[oc] += the product of one tap's (out channels, channels) matrix at `w` and input pixel
- * `p`'s channels. Eight output channels go side by side (eight independent sums over the same input) when there are that many: one sum at a time
- * waits on each addition's latency, and takes twice as long. */
+ * `p`'s channels. Eight output channels go side by side (eight independent sums over the same
+ * input) when there are that many: one sum at a time waits on each addition's latency, and takes
+ * twice as long. */
 function addTap(taps, w, { index, value, count, channels }, p, sums) {
   const start = p * channels;
   const end = start + count[p];
