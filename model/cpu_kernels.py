@@ -92,8 +92,14 @@ def deconv_forward(self, x, W, b):
 
 
 def tap_matrices(W: np.ndarray) -> np.ndarray:
-    """A deconvolution's W (c, oc, kh, kw) as one contiguous (oc, c) matrix per kernel tap."""
-    return np.ascontiguousarray(W.transpose(2, 3, 1, 0))
+    """A deconvolution's W (c, oc, kh, kw) as one contiguous (oc, c) matrix per kernel tap.
+
+    In two copies, taps first and then each tap's transpose: one copy straight to that layout reads
+    W a float per cache line, which took 2.3 times as long (a training step makes four).
+    """
+    c, oc, kh, kw = W.shape
+    by_tap = np.ascontiguousarray(W.reshape(c, oc, kh * kw).transpose(2, 0, 1))
+    return np.ascontiguousarray(by_tap.transpose(0, 2, 1)).reshape(kh, kw, oc, c)
 
 
 def deconvolve(x: np.ndarray, taps: np.ndarray, b, stride: tuple, pad: tuple, out_size: tuple) -> np.ndarray:
