@@ -106,16 +106,7 @@ def test_a_training_iteration_applies_at_most_145_functions(tmp_path):
     assert count <= MAX_FUNCTION_APPLICATIONS, counter.applications.most_common()
 
 
-def gpu_count() -> int:
-    if not chainer.backends.cuda.available:
-        return 0
-    try:
-        return chainer.backends.cuda.cupy.cuda.runtime.getDeviceCount()
-    except chainer.backends.cuda.cupy.cuda.runtime.CUDARuntimeError:
-        return 0
-
-
-@pytest.mark.skipif(gpu_count() == 0, reason="needs CuPy and a GPU (run on a GPU box)")
+@pytest.mark.gpu
 # Chainer 7.8.1's indexing backward calls an API that CuPy 13 deprecates
 @pytest.mark.filterwarnings("ignore:.*scatter_add. is deprecated:DeprecationWarning")
 def test_a_gpu_run_follows_the_cpu_run_up_to_float_rounding(tmp_path):
