@@ -492,7 +492,7 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
         (["--batch", "8"], "unrecognized arguments: --batch 8"),  # no abbreviations of --batchsize
         (
             ["--communicator", "pure_nccl", "--device", "0"],
-            "--device: --communicator pure_nccl gives each process the GPU of its rank on its node",
+            "--device: --communicator pure_nccl gives each process its own GPU",
         ),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--export-only", "--export", "weights"], "--export-only needs --resume and --export"),

@@ -130,8 +130,9 @@ def build_parser() -> OneLineParser:
         choices=COMMUNICATORS,
         default=None,
         help="train data-parallel under mpiexec with this ChainerMN communicator: naive (CPU) or "
-        "pure_nccl (one GPU per process, numbered by its rank on its node); the generator's batch norms "
-        "use each process's own batch; needs requirements-mpi.txt",
+        "pure_nccl (one GPU per process: the one it sees where CUDA_VISIBLE_DEVICES shows it one, else "
+        "the one numbered by its rank on its node); the generator's batch norms use each process's own "
+        "batch; needs requirements-mpi.txt (and requirements-gpu.txt for pure_nccl)",
     )
     return parser
 
@@ -143,7 +144,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.export_only and (args.resume is None or args.export is None):
         parser.error("--export-only needs --resume and --export")
     if args.communicator == "pure_nccl" and args.device is not None:
-        parser.error("--device: --communicator pure_nccl gives each process the GPU of its rank on its node")
+        parser.error("--device: --communicator pure_nccl gives each process its own GPU")
     return args
 
 
@@ -172,13 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     def fail_on_rank_0(message: str) -> int:  # every process stops, one prints
         return fail(PROG, message) if rank == 0 else 2
 
-    spec = distributed.gpu_of(comm) if args.communicator == "pure_nccl" else args.device or "-1"
+    pure_nccl = args.communicator == "pure_nccl"
+    flag = "--communicator pure_nccl" if pure_nccl else f"--device {args.device or '-1'}"
     error = None
     try:
-        device = chainer.get_device(spec)
+        device = chainer.get_device(distributed.gpu_of(comm) if pure_nccl else args.device or "-1")
         device.use()
     except Exception as exception:  # Chainer raises several types for a bad or unusable device spec
-        error = f"--device {spec}: {exception}"
+        error = f"{flag}: {exception}"
     if error := shared_error(comm, error):
         return fail_on_rank_0(error)
     dataset = None
