@@ -29,6 +29,7 @@ from bench.machine import machine_info
 from bench.train_speed import time_updates
 from cli.flags import OneLineParser, fail, positive_int
 from mnist.data import write_random_mnist_folder
+from training.gpu import device_problem
 
 PROG = "python -m bench.gpu_check"
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,18 +39,6 @@ ITERATIONS_PER_EPOCH = 10
 COMPARED = 3  # iterations held to the reference after every start and resume
 LOSS_TOLERANCE = (1e-3, 1e-5)  # relative, absolute: a GPU's float rounding against the CPU's
 SIGTERM_STATUS = 128 + signal.SIGTERM
-
-
-def why_no_gpu() -> str | None:
-    """Why no GPU can run here (no CuPy, or CuPy finds no GPU), or None when one can."""
-    if not chainer.backends.cuda.available:
-        return "needs CuPy (pip install -r requirements-gpu.txt) and a GPU"
-    cupy = chainer.backends.cuda.cupy
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except cupy.cuda.runtime.CUDARuntimeError as error:
-        return f"needs a GPU: CUDA finds none ({error})"
-    return None if count else "needs a GPU: CUDA finds none"
 
 
 class Runs:
@@ -270,8 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         chainer.get_device(args.device).use()
     except Exception as error:  # Chainer raises several types for a bad or unusable device spec
-        reason = why_no_gpu() if args.device not in (CPU, "@numpy") else None
-        return fail(PROG, f"--device {args.device}: {reason or error}")
+        return fail(PROG, f"--device {args.device}: {device_problem(args.device, error)}")
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as temporary:
         folder = args.out or Path(temporary)
         folder.mkdir(parents=True, exist_ok=True)

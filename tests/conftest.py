@@ -10,8 +10,8 @@ from flask import Flask
 from helpers import lively_generator, save
 
 import mnist.data
-from bench.gpu_check import why_no_gpu
 from model import cpu_kernels
+from training.gpu import why_no_gpu
 from webapp import create_app
 
 pytest_plugins = ["chromium"]  # the browser fixture of the Chromium tests

@@ -541,7 +541,18 @@ def test_a_missing_snapshot_is_one_line(mnist_folder, tmp_path, capsys):
 
 def test_a_bad_device_is_one_line(capsys):
     assert main(["--device", "@nowhere:7"]) == 2
-    assert capsys.readouterr().err.startswith("train.py: error: --device @nowhere:7: ")
+    err = capsys.readouterr().err
+    assert err.startswith("train.py: error: --device @nowhere:7: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("spec", ["0", "@cupy:0"])
+def test_a_gpu_without_cupy_says_what_to_install_in_one_line(monkeypatch, capsys, spec):
+    monkeypatch.setattr(chainer.backends.cuda, "available", False)
+    assert main(["--device", spec]) == 2
+    message = (
+        f"train.py: error: --device {spec}: needs CuPy (pip install -r requirements-gpu.txt) and a GPU\n"
+    )
+    assert capsys.readouterr().err == message
 
 
 # ---------------------------------------------------------------- faults: checks, signals, a full disk

@@ -21,6 +21,7 @@ from cli.flags import (
 )
 from mnist.data import DataError, load_mnist
 from model import cpu_kernels
+from training.gpu import device_problem
 from training.memory import keep_freed_memory
 from training.stopping import TrainingStopped, latest_snapshot, resume_command, without_flag
 from training.trainer import COMMUNICATORS, build_trainer, export, shared_error
@@ -175,12 +176,14 @@ def main(argv: list[str] | None = None) -> int:
 
     pure_nccl = args.communicator == "pure_nccl"
     flag = "--communicator pure_nccl" if pure_nccl else f"--device {args.device or '-1'}"
-    error = None
+    spec, error = args.device or "-1", None
     try:
-        device = chainer.get_device(distributed.gpu_of(comm) if pure_nccl else args.device or "-1")
+        if pure_nccl:
+            spec = distributed.gpu_of(comm)
+        device = chainer.get_device(spec)
         device.use()
     except Exception as exception:  # Chainer raises several types for a bad or unusable device spec
-        error = f"{flag}: {exception}"
+        error = f"{flag}: {device_problem(spec, exception)}"
     if error := shared_error(comm, error):
         return fail_on_rank_0(error)
     dataset = None

@@ -12,6 +12,8 @@ import warnings
 import chainer
 import chainermn
 
+from training.gpu import visible_gpus
+
 
 def communicator(name: str) -> chainermn.CommunicatorBase:
     """The communicator over all processes that mpiexec started ('naive': CPU, 'pure_nccl': GPUs).
@@ -31,17 +33,6 @@ def communicator(name: str) -> chainermn.CommunicatorBase:
     if not os.environ.get("CHAINERMN_FORCE_ABORT_ON_EXCEPTION"):  # if set, chainermn already did this
         chainermn.global_except_hook.add_hook()
     return comm
-
-
-def visible_gpus() -> int:
-    """How many GPUs CUDA shows this process (CUDA_VISIBLE_DEVICES may hide the others); 0 without CuPy."""
-    if not chainer.backends.cuda.available:
-        return 0
-    cupy = chainer.backends.cuda.cupy
-    try:
-        return cupy.cuda.runtime.getDeviceCount()
-    except cupy.cuda.runtime.CUDARuntimeError:
-        return 0
 
 
 def nccl_problem() -> str | None:
