@@ -85,6 +85,9 @@ class SpectralNormalizationNode(SpectralNormalization):
     (saved as W_u, as Chainer's hook saves it), are Chainer's own.
     """
 
+    def __init__(self):
+        super().__init__()  # Chainer's defaults, the only ones normalize_weight computes
+
     def normalize_weight(self, link: chainer.Link) -> chainer.Variable:
         W = getattr(link, self.weight_name)
         xp = link.xp

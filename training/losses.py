@@ -48,8 +48,9 @@ class ClassLoss(FusedFunction):
     def forward(self, inputs):
         logits, self.labels = inputs
         self.log_p = _log_softmax(logits)
-        loss = -(self.labels * self.log_p).sum() / len(logits)
-        return (force_array(self.weight * loss, logits.dtype),)
+        dtype = logits.dtype.type
+        loss = -(self.labels * self.log_p).sum() * dtype(1 / len(logits))  # as Chainer's `/ n` computes it
+        return (force_array(dtype(self.weight) * loss, logits.dtype),)
 
     def gradients(self, gy):
         xp = backend.get_array_module(gy)
