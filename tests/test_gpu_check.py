@@ -14,10 +14,10 @@ def test_a_bad_device_is_one_line_and_exit_2(capsys):
 
 
 def test_a_run_too_short_to_resume_is_one_line_and_exit_2(capsys):
-    assert gpu_check.main(["--device", "-1", "--iterations", "4"]) == 2
+    assert gpu_check.main(["--device", "-1", "--iterations", "15"]) == 2
     assert (
         capsys.readouterr().err
-        == f"{gpu_check.PROG}: error: --iterations 4: at least 8 (two snapshots and a resume)\n"
+        == f"{gpu_check.PROG}: error: --iterations 15: at least 16, for 3 before each stop\n"
     )
 
 
@@ -36,23 +36,8 @@ CHECKS = {
 @pytest.mark.slow
 def test_the_cpu_rehearsal_passes_every_check_with_its_figure(tmp_path, capsys):
     """The GPU check's whole run on the CPU: every check passes, and runs on one device agree exactly."""
-    assert (
-        gpu_check.main(
-            [
-                "--device",
-                "-1",
-                "--iterations",
-                "20",
-                "--batchsize",
-                "4",
-                "--timed",
-                "1",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
+    flags = ["--iterations", "20", "--batchsize", "4", "--timed", "1", "--out", str(tmp_path)]
+    assert gpu_check.main(["--device", "-1", *flags]) == 0
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["pass"] and verdict["device"] == "@numpy"
     assert set(verdict["checks"]) == CHECKS
