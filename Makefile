@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export CHAINER_WARN_VERSION_MISMATCH := 0
 
-.PHONY: run test lint chromium mpi openmpi nu java
+.PHONY: run test lint chromium mpi openmpi nu java gpu-check
 
 $(VENV)/.web: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ $(VENV)/.mpi: $(VENV)/.dev requirements-mpi.txt
 	touch $@
 
 mpi: $(VENV)/.mpi openmpi
+
+# GPU training: CuPy and NCCL for the CUDA of requirements-gpu.txt.
+$(VENV)/.gpu: $(VENV)/.dev requirements-gpu.txt
+	$(BIN)/pip install -q -r requirements-gpu.txt
+	touch $@
+
+# On a GPU box: a short train.py run on GPU 0, stopped, resumed across devices, exported and timed
+# (bench/gpu_check.py); prints one JSON verdict, exit status 0 when every check passes.
+gpu-check: $(VENV)/.gpu
+	$(BIN)/python -m bench.gpu_check --device 0
 
 run: $(VENV)/.web
 	$(BIN)/gunicorn app:app

@@ -51,6 +51,28 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    """An IDX file's bytes (before gzip): `magic`, the sizes, then the array as unsigned bytes."""
+    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
+    """`array` as one gzipped IDX file of unsigned bytes, as read_idx reads it."""
+    path.write_bytes(gzip.compress(idx_bytes(array.astype(np.uint8), magic)))
+    return path
+
+
+def write_random_mnist_folder(folder: Path, n: int = 20, seed: int = 0) -> Path:
+    """A folder holding the four standard MNIST files with `n` random images each, for checks of the
+    training run that need no real data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.RandomState(seed)
+    for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
+        write_idx(folder / images, rng.randint(0, 256, (n, IMAGE_SIZE, IMAGE_SIZE)), IMAGES_MAGIC)
+        write_idx(folder / labels, np.arange(n) % 10, LABELS_MAGIC)
+    return folder
+
+
 def read_mnist_folder(folder: Path, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (n, 28, 28), labels uint8 (n,)) from a folder of the standard IDX files."""
     folder = Path(folder)

@@ -7,7 +7,8 @@ The label enters both networks as a plain float vector, so any continuous
 import chainer
 import chainer.functions as F
 import chainer.links as L
-from chainer.link_hooks import SpectralNormalization
+
+from model.functions import SpectralNormalizationNode, conditional_affine, projection_logit
 
 IMAGE_SIZE = 28
 N_CLASSES = 10
@@ -28,10 +29,7 @@ class LabelBatchNormalization(chainer.Chain):
             self.bias = L.Linear(n_classes, size, nobias=True, initialW=0)
 
     def forward(self, h, labels):
-        per_channel = (len(h), -1) + (1,) * (h.ndim - 2)
-        gain = F.broadcast_to(F.reshape(self.gain(labels), per_channel), h.shape)
-        bias = F.broadcast_to(F.reshape(self.bias(labels), per_channel), h.shape)
-        return self.bn(h) * (gain + 1) + bias
+        return conditional_affine(self.bn(h), self.gain(labels), self.bias(labels))
 
 
 class Generator(chainer.Chain):
@@ -88,7 +86,7 @@ class ProjectionDiscriminator(chainer.Chain):
             if classifier:
                 self.classes = L.Linear(features, n_classes, initialW=w)
         for link in self.children():
-            link.add_hook(SpectralNormalization())
+            link.add_hook(SpectralNormalizationNode())
 
     def features(self, x):
         """The image's features, which the logit and the class head share."""
@@ -97,7 +95,7 @@ class ProjectionDiscriminator(chainer.Chain):
 
     def judge(self, h, labels):
         """The logit of features `h` under `labels`."""
-        return self.fc(h)[:, 0] + F.sum(self.embed(labels) * h, axis=1)
+        return projection_logit(self.fc(h), self.embed(labels), h)
 
     def forward(self, x, labels):
         return self.judge(self.features(x), labels)

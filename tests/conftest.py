@@ -1,4 +1,5 @@
-"""Shared fixtures: a small random generator whose pictures visibly differ, and an app serving it."""
+"""Shared fixtures: a small random generator whose pictures visibly differ, and an app serving it; the
+skipping of GPU tests where there is no GPU."""
 
 import urllib.error
 from collections.abc import Callable
@@ -10,9 +11,18 @@ from helpers import lively_generator, save
 
 import mnist.data
 from model import cpu_kernels
+from training.gpu import why_no_gpu
 from webapp import create_app
 
 pytest_plugins = ["chromium"]  # the browser fixture of the Chromium tests
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu are skipped, with the reason, where CuPy or a GPU is missing."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    reason = why_no_gpu() if gpu_tests else None
+    for item in gpu_tests if reason else []:
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)

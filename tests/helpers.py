@@ -1,7 +1,6 @@
 """What several test modules share: small MNIST files, a lively random generator, the Procfile's command."""
 
 import functools
-import gzip
 import hashlib
 import json
 import os
@@ -9,7 +8,6 @@ import resource
 import shlex
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -23,31 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist.data import IMAGES_MAGIC, LABELS_MAGIC, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from mnist.data import idx_bytes, write_idx  # noqa: F401  (the tests' MNIST files)
+from mnist.data import write_random_mnist_folder as write_mnist_folder  # noqa: F401
 from model.classifier import Classifier, save_classifier
 from model.export import METADATA_NAME, WEIGHTS_NAME, save_generator
 from model.inference import pictures_version
 from model.net import Generator
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
-def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
-    path.write_bytes(gzip.compress(idx_bytes(array.astype(np.uint8), magic)))
-    return path
-
-
-def write_mnist_folder(folder: Path, n: int = 20, seed: int = 0) -> Path:
-    """A folder holding the four standard MNIST files with `n` random images each (no real data needed)."""
-    rng = np.random.RandomState(seed)
-    for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
-        write_idx(folder / images, rng.randint(0, 256, (n, 28, 28)), IMAGES_MAGIC)
-        write_idx(folder / labels, np.arange(n) % 10, LABELS_MAGIC)
-    return folder
 
 
 def weights_version(app) -> str:

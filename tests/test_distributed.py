@@ -5,12 +5,15 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
+import chainer
 import numpy as np
 import pytest
 from helpers import write_mnist_folder
 
+from training import distributed
 from training.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,3 +164,59 @@ def test_a_single_process_run_imports_neither_chainermn_nor_mpi4py(eight_images,
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].endswith("[]")  # after the progress bar's escape codes
     assert (tmp_path / "generator.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("intra_rank", "visible", "gpu"),
+    [(0, 8, 0), (5, 8, 5), (3, 1, 0), (0, 1, 0)],
+    ids=["rank 0 of 8", "rank 5 of 8", "one GPU shown to rank 3", "one GPU shown to rank 0"],
+)
+def test_a_process_takes_the_gpu_of_its_rank_or_the_only_one_it_sees(intra_rank, visible, gpu):
+    """A scheduler that shows each process one GPU (CUDA_VISIBLE_DEVICES, SLURM's --gpus-per-task=1)
+    numbers it 0 in every process, whatever the rank."""
+    assert distributed.gpu_number(intra_rank, visible) == gpu
+
+
+def test_more_processes_on_a_node_than_gpus_it_shows_is_an_error(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(ValueError, match=r"process 2 on its node sees 2 GPUs \(CUDA_VISIBLE_DEVICES='0,1'\)"):
+        distributed.gpu_number(2, 2)
+
+
+def fake_cupy(monkeypatch, nccl_available: bool, gpus: int) -> None:
+    """CuPy as chainer.backends.cuda finds it, with or without NCCL, showing `gpus` GPUs."""
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: gpus, CUDARuntimeError=RuntimeError)
+    nccl = types.ModuleType("cupy.cuda.nccl")
+    nccl.available = nccl_available
+    cuda = types.ModuleType("cupy.cuda")
+    cuda.nccl, cuda.runtime = nccl, runtime
+    cupy = types.ModuleType("cupy")
+    cupy.cuda = cuda
+    for name, module in (("cupy", cupy), ("cupy.cuda", cuda), ("cupy.cuda.nccl", nccl)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(chainer.backends.cuda, "available", True)
+    monkeypatch.setattr(chainer.backends.cuda, "cupy", cupy)
+
+
+@pytest.mark.parametrize(
+    ("cupy", "message"),
+    [
+        (None, "needs CuPy and NCCL: pip install -r requirements-gpu.txt"),
+        ((False, 1), "needs NCCL, which CuPy 13 loads from the nvidia-nccl-cu12 wheel"),
+        ((True, 0), "needs a GPU, and CUDA shows this process none (CUDA_VISIBLE_DEVICES='')"),
+    ],
+    ids=["no CuPy", "no NCCL", "no GPU"],
+)
+def test_pure_nccl_without_cupy_nccl_or_a_gpu_is_one_line_before_mpi_starts(
+    monkeypatch, capsys, cupy, message
+):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # the check comes first: MPI is never reached
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    if cupy is None:
+        monkeypatch.setattr(chainer.backends.cuda, "available", False)
+    else:
+        fake_cupy(monkeypatch, *cupy)
+    assert main(["--communicator", "pure_nccl"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train.py: error: --communicator pure_nccl: {message}")
+    assert err.count("\n") == 1

@@ -1,5 +1,6 @@
 """Training: the updater's steps, determinism, snapshot/resume and train.py's command line, in-process."""
 
+import collections
 import copy
 import errno
 import gzip
@@ -27,8 +28,9 @@ from model.export import load_generator
 from model.net import Generator
 from training.cli import build_parser, main, parse_args
 from training.extensions import EMA_WARMUP, GeneratorAverage, LinearDecay
+from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
 from training.trainer import build_trainer, decay_start, last_iteration
-from training.updater import DeviceData, class_loss, hinge_discriminator_loss, hinge_generator_loss
+from training.updater import DeviceData
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
 
@@ -77,16 +79,34 @@ def test_training_iterations_change_both_networks_and_report_finite_losses(tmp_p
     assert updater.iteration == 3
 
 
-def gpu_count() -> int:
-    if not chainer.backends.cuda.available:
-        return 0
-    try:
-        return chainer.backends.cuda.cupy.cuda.runtime.getDeviceCount()
-    except chainer.backends.cuda.cupy.cuda.runtime.CUDARuntimeError:
-        return 0
+class FunctionCounter(chainer.FunctionHook):
+    """Counts function applications, those of the backward passes' gradient nodes included."""
+
+    name = "FunctionCounter"
+
+    def __init__(self):
+        self.applications = collections.Counter()
+
+    def forward_preprocess(self, function, in_data):
+        self.applications[function.label] += 1
 
 
-@pytest.mark.skipif(gpu_count() == 0, reason="needs CuPy and a GPU (run on a GPU box)")
+MAX_FUNCTION_APPLICATIONS = 145
+
+
+def test_a_training_iteration_applies_at_most_145_functions(tmp_path):
+    """A step's time on a GPU, and at small batches on the CPU, is Chainer's work per function call:
+    the fused functions of model/functions.py and training/losses.py keep the count down (289 before)."""
+    updater = tiny_trainer(tmp_path).updater
+    assert updater.class_weight > 0  # the shipped recipe, class head included
+    updater.update()
+    with FunctionCounter() as counter:
+        updater.update()
+    count = sum(counter.applications.values())
+    assert count <= MAX_FUNCTION_APPLICATIONS, counter.applications.most_common()
+
+
+@pytest.mark.gpu
 # Chainer 7.8.1's indexing backward calls an API that CuPy 13 deprecates
 @pytest.mark.filterwarnings("ignore:.*scatter_add. is deprecated:DeprecationWarning")
 def test_a_gpu_run_follows_the_cpu_run_up_to_float_rounding(tmp_path):
@@ -472,7 +492,7 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
         (["--batch", "8"], "unrecognized arguments: --batch 8"),  # no abbreviations of --batchsize
         (
             ["--communicator", "pure_nccl", "--device", "0"],
-            "--device: --communicator pure_nccl gives each process the GPU of its rank on its node",
+            "--device: --communicator pure_nccl gives each process its own GPU",
         ),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--export-only", "--export", "weights"], "--export-only needs --resume and --export"),
@@ -521,7 +541,18 @@ def test_a_missing_snapshot_is_one_line(mnist_folder, tmp_path, capsys):
 
 def test_a_bad_device_is_one_line(capsys):
     assert main(["--device", "@nowhere:7"]) == 2
-    assert capsys.readouterr().err.startswith("train.py: error: --device @nowhere:7: ")
+    err = capsys.readouterr().err
+    assert err.startswith("train.py: error: --device @nowhere:7: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("spec", ["0", "@cupy:0"])
+def test_a_gpu_without_cupy_says_what_to_install_in_one_line(monkeypatch, capsys, spec):
+    monkeypatch.setattr(chainer.backends.cuda, "available", False)
+    assert main(["--device", spec]) == 2
+    message = (
+        f"train.py: error: --device {spec}: needs CuPy (pip install -r requirements-gpu.txt) and a GPU\n"
+    )
+    assert capsys.readouterr().err == message
 
 
 # ---------------------------------------------------------------- faults: checks, signals, a full disk

@@ -21,6 +21,7 @@ from cli.flags import (
 )
 from mnist.data import DataError, load_mnist
 from model import cpu_kernels
+from training.gpu import device_problem
 from training.memory import keep_freed_memory
 from training.stopping import TrainingStopped, latest_snapshot, resume_command, without_flag
 from training.trainer import COMMUNICATORS, build_trainer, export, shared_error
@@ -130,8 +131,9 @@ def build_parser() -> OneLineParser:
         choices=COMMUNICATORS,
         default=None,
         help="train data-parallel under mpiexec with this ChainerMN communicator: naive (CPU) or "
-        "pure_nccl (one GPU per process, numbered by its rank on its node); the generator's batch norms "
-        "use each process's own batch; needs requirements-mpi.txt",
+        "pure_nccl (one GPU per process: the one it sees where CUDA_VISIBLE_DEVICES shows it one, else "
+        "the one numbered by its rank on its node); the generator's batch norms use each process's own "
+        "batch; needs requirements-mpi.txt (and requirements-gpu.txt for pure_nccl)",
     )
     return parser
 
@@ -143,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.export_only and (args.resume is None or args.export is None):
         parser.error("--export-only needs --resume and --export")
     if args.communicator == "pure_nccl" and args.device is not None:
-        parser.error("--device: --communicator pure_nccl gives each process the GPU of its rank on its node")
+        parser.error("--device: --communicator pure_nccl gives each process its own GPU")
     return args
 
 
@@ -172,13 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     def fail_on_rank_0(message: str) -> int:  # every process stops, one prints
         return fail(PROG, message) if rank == 0 else 2
 
-    spec = distributed.gpu_of(comm) if args.communicator == "pure_nccl" else args.device or "-1"
-    error = None
+    pure_nccl = args.communicator == "pure_nccl"
+    flag = "--communicator pure_nccl" if pure_nccl else f"--device {args.device or '-1'}"
+    spec, error = args.device or "-1", None
     try:
+        if pure_nccl:
+            spec = distributed.gpu_of(comm)
         device = chainer.get_device(spec)
         device.use()
     except Exception as exception:  # Chainer raises several types for a bad or unusable device spec
-        error = f"--device {spec}: {exception}"
+        error = f"{flag}: {device_problem(spec, exception)}"
     if error := shared_error(comm, error):
         return fail_on_rank_0(error)
     dataset = None

@@ -7,9 +7,12 @@ The generator's batch norms normalize over each process's own batch: ChainerMN's
 """
 
 import os
+import warnings
 
 import chainer
 import chainermn
+
+from training.gpu import visible_gpus
 
 
 def communicator(name: str) -> chainermn.CommunicatorBase:
@@ -18,6 +21,8 @@ def communicator(name: str) -> chainermn.CommunicatorBase:
     It also makes an uncaught exception on any process abort the whole job (MPI_Abort), where
     the other processes would otherwise wait for it forever inside their next all-reduce.
     """
+    if name == "pure_nccl" and (problem := nccl_problem()):
+        raise RuntimeError(problem)
     try:
         import mpi4py.MPI  # noqa: F401  (chainermn's message for this is long and says less)
     except ImportError as error:
@@ -30,9 +35,50 @@ def communicator(name: str) -> chainermn.CommunicatorBase:
     return comm
 
 
+def nccl_problem() -> str | None:
+    """Why this process cannot train with pure_nccl (no CuPy, no NCCL, no GPU), or None.
+
+    CuPy 13's wheels do not carry NCCL: CuPy loads it from the nvidia-nccl-cu12 (CUDA 12) or
+    nvidia-nccl-cu13 (CUDA 13) wheel, which requirements-gpu.txt installs.
+    """
+    if not chainer.backends.cuda.available:
+        return "needs CuPy and NCCL: pip install -r requirements-gpu.txt"
+    with warnings.catch_warnings():  # CuPy warns about a missing NCCL in many lines; one is said below
+        warnings.simplefilter("ignore")
+        from cupy.cuda import nccl
+    if not nccl.available:
+        return (
+            "needs NCCL, which CuPy 13 loads from the nvidia-nccl-cu12 wheel (nvidia-nccl-cu13 for "
+            "CUDA 13): pip install -r requirements-gpu.txt"
+        )
+    if visible_gpus() == 0:
+        return f"needs a GPU, and CUDA shows this process none{visible_devices_note()}"
+    return None
+
+
+def visible_devices_note() -> str:
+    """' (CUDA_VISIBLE_DEVICES=...)' where that variable is set, for messages about GPUs."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return "" if visible is None else f" (CUDA_VISIBLE_DEVICES={visible!r})"
+
+
+def gpu_number(intra_rank: int, visible: int) -> int:
+    """The GPU of process `intra_rank` on its node among the `visible` ones it sees: the only one where
+    a scheduler shows each process its own (CUDA_VISIBLE_DEVICES, SLURM's --gpus-per-task=1), else
+    the one numbered by the rank."""
+    if visible == 1:
+        return 0
+    if intra_rank >= visible:
+        raise ValueError(
+            f"process {intra_rank} on its node sees {visible} GPUs{visible_devices_note()}: "
+            "start at most one process per GPU, or show each process one GPU"
+        )
+    return intra_rank
+
+
 def gpu_of(comm: chainermn.CommunicatorBase) -> str:
-    """Each process takes the GPU numbered by its rank on its node."""
-    return f"@cupy:{comm.intra_rank}"
+    """This process's GPU as a Chainer device spec (see gpu_number)."""
+    return f"@cupy:{gpu_number(comm.intra_rank, visible_gpus())}"
 
 
 def shard(dataset, comm: chainermn.CommunicatorBase) -> chainer.datasets.SubDataset:

@@ -1,26 +1,11 @@
 """One training step of the conditional DCGAN."""
 
 import chainer
-import chainer.functions as F
 import numpy as np
 from chainer import training
 
 from model.net import N_CLASSES
-
-
-def hinge_discriminator_loss(y_real: chainer.Variable, y_fake: chainer.Variable) -> chainer.Variable:
-    """Hinge D loss (Lim & Ye 2017, as in Miyato & Koyama 2018): relu(1 - y_real) + relu(1 + y_fake)."""
-    return F.mean(F.relu(1 - y_real)) + F.mean(F.relu(1 + y_fake))
-
-
-def hinge_generator_loss(y_fake: chainer.Variable) -> chainer.Variable:
-    """The hinge GAN's G loss: -y_fake, batch mean."""
-    return -F.mean(y_fake)
-
-
-def class_loss(class_logits: chainer.Variable, labels) -> chainer.Variable:
-    """Cross-entropy of the discriminator's class head against (one-hot or soft) labels, batch mean."""
-    return -F.sum(labels * F.log_softmax(class_logits)) / len(labels)
+from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
 
 
 class DeviceData:
@@ -120,7 +105,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         D learns to name the digits of real images, G to draw digits that D names as asked."""
         if not self.class_weight:
             return loss
-        return loss + self.class_weight * class_loss(dis.classes(h), labels)
+        return loss + class_loss(dis.classes(h), labels, self.class_weight)
 
     @staticmethod
     def _reported(observer, loss):
