@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, f"--weights {args.weights}: folder not found")
     try:
         gen, metadata = load_generator(args.weights)
-        print(f"fitting the handwriting directions of {args.weights} (about a minute on 2 CPU cores)")
+        print(f"fitting the handwriting directions of {args.weights} (a few minutes on 2 CPU cores)")
         directions, fit = fit_with_classifier(gen, args.classifier)
     except (WeightsError, ClassifierError, HandwritingError) as error:
         return fail(PROG, str(error))

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import lively_generator, save_small_classifier
+from helpers import lively_generator, save_small_classifier, write_mnist_folder
 
 from model.classifier import load_classifier
 from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, load_generator, save_generator
@@ -20,6 +20,7 @@ from model.handwriting import (
 from model.handwriting_cli import main
 from model.inference import FoldedClassifier, FoldedGenerator
 from model.sampling import seeds_noise
+from training.cli import main as train
 
 
 def bar(width: int, shear: float = 0.0) -> np.ndarray:
@@ -138,3 +139,12 @@ def test_metadata_that_promises_directions_the_npz_lacks_is_refused(tmp_path):
     (tmp_path / METADATA_NAME).write_text(json.dumps(metadata))
     with pytest.raises(WeightsError, match="handwriting"):
         load_generator(tmp_path)
+
+
+def test_a_short_runs_export_has_no_directions_and_says_why(tmp_path, capsys):
+    mnist = write_mnist_folder(tmp_path, n=16)
+    tiny = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--epoch", "1", "--data", str(mnist)]
+    assert train(["--out", str(tmp_path / "out"), "--export", str(tmp_path / "weights"), *tiny]) == 0
+    assert "exporting without handwriting sliders: the classifier reads" in capsys.readouterr().out
+    gen, metadata = load_generator(tmp_path / "weights")
+    assert "handwriting" not in metadata and not hasattr(gen, "handwriting")
