@@ -7,10 +7,13 @@ import time
 from pathlib import Path
 
 from cli.flags import OneLineParser, count_at_least, count_between, fail, unwritable
+from evaluation.handwriting import measure_sliders, plot_handwriting
+from evaluation.handwriting import table as handwriting_table
 from evaluation.report import MAX_PER_CLASS, evaluate_generator, load_real, plot_sweeps, table
 from mnist.data import DataError
 from model.classifier import ClassifierError, load_classifier
 from model.export import WeightsError, load_generator
+from model.inference import FoldedClassifier, FoldedGenerator
 from model.net import N_CLASSES
 
 PROG = "evaluate.py"
@@ -81,6 +84,18 @@ def build_parser() -> OneLineParser:
         help="where to draw the sweeps (default: <report>_sweeps.png next to the report)",
     )
     parser.add_argument(
+        "--handwriting-seeds",
+        type=count_at_least(2),
+        default=100,
+        help="seeds per digit on which each handwriting slider is measured over -1..1, seeds 0..N-1",
+    )
+    parser.add_argument(
+        "--handwriting-plot",
+        type=Path,
+        default=None,
+        help="where to draw the handwriting sliders (default: <report>_handwriting.png next to the report)",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when the quality bar is not met"
     )
     return parser
@@ -98,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     report_path = args.report
     plot_path = args.plot or report_path.with_name(f"{report_path.stem}_sweeps.png")
-    for flag, path in (("--report", report_path), ("--plot", plot_path)):
+    handwriting_path = args.handwriting_plot or report_path.with_name(f"{report_path.stem}_handwriting.png")
+    for flag, path in (
+        ("--report", report_path),
+        ("--plot", plot_path),
+        ("--handwriting-plot", handwriting_path),
+    ):
         if path.is_dir():
             return fail(PROG, f"{flag} {path}: is a folder, not a file")
         if error := unwritable(flag, path.parent):
@@ -122,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # Chainer's download: no network, no disk space, ...
         return fail(PROG, f"could not download MNIST with Chainer ({error}); pass --data FOLDER")
     try:
-        for path in (report_path, plot_path):
+        for path in (report_path, plot_path, handwriting_path):
             path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         return fail(PROG, f"cannot create the output folder ({error})")
@@ -142,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as error:  # e.g. a real data set missing a digit
         return fail(PROG, f"{args.data}: {error}")
+    folded = FoldedGenerator(gen)
+    if folded.handwriting is not None:
+        numbers["handwriting"] = measure_sliders(
+            folded, FoldedClassifier(clf), folded.handwriting, args.handwriting_seeds
+        )
+        numbers["handwriting"]["plot"] = str(handwriting_path)
     report = {
         "generator": {
             "folder": str(args.generator),
@@ -162,10 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         plot_sweeps(report["sweeps"], plot_path, f"soft-label sweeps, generator {args.generator}")
+        if "handwriting" in report:
+            plot_handwriting(folded, folded.handwriting, handwriting_path)
         report["seconds"] = round(time.perf_counter() - start, 1)
         report_path.write_text(json.dumps(report, indent=2) + "\n")
     except OSError as error:
         return fail(PROG, f"cannot write the report ({error})")
     print(table(report))
-    print(f"wrote {report_path} and {plot_path}")
+    if "handwriting" in report:
+        print(handwriting_table(report["handwriting"]))
+        print(f"wrote {report_path}, {plot_path} and {handwriting_path}")
+    else:
+        print(f"wrote {report_path} and {plot_path} (no handwriting directions to measure)")
     return 1 if args.strict and not report["quality_bar"]["pass"] else 0

@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
+
 from model.files import checked_sizes, load_chain, save_chain
+from model.inference import HANDWRITING_ARRAY
 from model.net import Generator
 from model.sampling import NOISE_RULE
 
@@ -27,9 +30,36 @@ def architecture_of(gen: Generator) -> dict:
     }
 
 
-def save_generator(gen: Generator, folder: Path, metadata: dict, preview: bytes | None = None) -> dict:
+def with_handwriting(gen: Generator, directions: np.ndarray) -> Generator:
+    """A copy of `gen` (sharing its weights) that carries the handwriting directions (3, z_size),
+    saved in generator.npz beside its weights."""
+    carrier = gen.copy(mode="share")
+    if hasattr(carrier, HANDWRITING_ARRAY):
+        setattr(carrier, HANDWRITING_ARRAY, np.asarray(directions, np.float32))
+    else:
+        carrier.add_persistent(HANDWRITING_ARRAY, np.asarray(directions, np.float32))
+    return carrier
+
+
+def save_generator(
+    gen: Generator,
+    folder: Path,
+    metadata: dict,
+    preview: bytes | None = None,
+    handwriting: tuple[np.ndarray, dict] | None = None,
+) -> dict:
     """Write generator.npz (float32, CPU) and generator.json into `folder`, with the preview.png
-    `preview` beside them when given, committed together; return the metadata."""
+    `preview` beside them when given, committed together; return the metadata.
+
+    handwriting: (directions, how they were fitted) from model.handwriting, stored in the npz and
+    under "handwriting" in the JSON, which tells the loader to expect them.
+    """
+    metadata = {key: value for key, value in metadata.items() if key != "handwriting"}
+    if handwriting is not None:
+        gen = with_handwriting(gen, handwriting[0])
+        metadata["handwriting"] = handwriting[1]
+    elif hasattr(gen, HANDWRITING_ARRAY):
+        raise ValueError("gen carries handwriting directions: pass them, with how they were fitted")
     described = {
         "architecture": architecture_of(gen),
         "z": {
@@ -57,10 +87,15 @@ def architecture_arguments(metadata: dict, path: Path) -> dict:
 
 
 def load_generator(folder: Path) -> tuple[Generator, dict]:
-    """Rebuild the generator from `folder`, checking the npz against the metadata's sha256."""
+    """Rebuild the generator from `folder`, checking the npz against the metadata's sha256; with the
+    handwriting directions (gen.handwriting) when generator.json says it has them."""
     path = Path(folder) / METADATA_NAME
 
     def build(metadata: dict) -> Generator:
-        return Generator(**architecture_arguments(metadata, path))
+        arguments = architecture_arguments(metadata, path)
+        gen = Generator(**arguments)
+        if "handwriting" in metadata:  # then the npz must hold the directions, of this shape
+            gen.add_persistent(HANDWRITING_ARRAY, np.zeros((3, arguments["z_size"]), np.float32))
+        return gen
 
     return load_chain(folder, WEIGHTS_NAME, METADATA_NAME, build, WeightsError)

@@ -24,6 +24,7 @@ from model.net import IMAGE_SIZE, Generator
 
 HALF, QUARTER = IMAGE_SIZE // 2, IMAGE_SIZE // 4  # picture sides after and before the first deconvolution
 ARITHMETIC = "folded-float64"  # how weights become pixels: part of every picture's version
+HANDWRITING_ARRAY = "handwriting"  # the generator's handwriting directions (3, z_size), when it has them
 
 
 def pictures_version(weights_sha256: str) -> str:
@@ -76,6 +77,8 @@ class FoldedGenerator:
         self.label_affine = float32_values(np.concatenate([cpu_float64(p.W.array) for p in parts]).T)
         size0, size1 = len(self.fc_b), len(self.dc1_b)
         self.split = [size0, 2 * size0, 2 * size0 + size1]  # gain0 | bias0 | gain1 | bias1
+        directions = getattr(gen, HANDWRITING_ARRAY, None)  # model/handwriting.py moves the noise along them
+        self.handwriting = None if directions is None else float32_values(directions)
 
     def __call__(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """float64 images; the inputs are taken as float32, as the noise rule and the page give them."""

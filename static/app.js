@@ -24,6 +24,8 @@ const sliders = [...form.querySelectorAll('input[name="labels"]')];
 const seedBox = document.getElementById("seed");
 const seedBBox = document.getElementById("seed-b");
 const blendSlider = document.getElementById("blend");
+const HANDWRITING = ["slant", "thickness", "width"]; // the sliders' names, as the API's fields
+const styleSliders = HANDWRITING.map((name) => document.getElementById(name));
 const download = document.getElementById("download");
 const status = document.getElementById("status");
 const showSeeds = document.getElementById("show-seeds");
@@ -42,18 +44,29 @@ function readState() {
     seed: seedBox.value.trim(),
     seed_b: seedBBox.value.trim(),
     blend: blendSlider.value,
+    ...Object.fromEntries(styleSliders.map((slider) => [slider.name, slider.value])),
   };
 }
 
 /** The state's query string, for the address bar and for pictures alike (webapp/state.py's
- * State.query writes the same): the style seed only when the blend is above 0. */
+ * State.query writes the same): the style seed only when the blend is above 0, a handwriting
+ * slider only when it is not at 0. */
 function stateQuery(state) {
   const params = new URLSearchParams({ labels: state.labels.join(","), seed: state.seed });
   if (Number(state.blend) > 0) {
     params.set("seed_b", state.seed_b);
     params.set("blend", state.blend);
   }
+  for (const name of HANDWRITING) {
+    if (Number(state[name]) !== 0) params.set(name, Number(state[name]));
+  }
   return params;
+}
+
+/** The handwriting sliders that are not at 0, as JSON numbers. */
+function styleJson(state) {
+  const moved = HANDWRITING.filter((name) => Number(state[name]) !== 0);
+  return Object.fromEntries(moved.map((name) => [name, Number(state[name])]));
 }
 
 /** A whole number as a JSON number; anything else as text, for the server to refuse by name. */
@@ -68,7 +81,7 @@ function stateJson(state) {
     json.seed_b = integerOrText(state.seed_b);
     json.blend = Number(state.blend);
   }
-  return json;
+  return { ...json, ...styleJson(state) };
 }
 
 function pictureUrl(state, scale = 1) {
@@ -185,9 +198,12 @@ function readingPending() {
   readsAs.textContent = "Reading pending: the classifier reads the picture when the controls settle.";
 }
 
-function styleText({ seed, seed_b, blend }) {
+function styleText(state) {
+  const { seed, seed_b, blend } = state;
   const style = Number(blend) > 0 ? `, ${Number(blend).toFixed(3)} of the way to seed ${seed_b}` : "";
-  return `Seed ${seed}${style}`;
+  const moved = HANDWRITING.filter((name) => Number(state[name]) !== 0);
+  const handwriting = moved.map((name) => `, ${name} ${Number(state[name]).toFixed(3)}`).join("");
+  return `Seed ${seed}${style}${handwriting}`;
 }
 
 const digitImage = document.getElementById("digit");
@@ -295,7 +311,7 @@ const endThumb = imageIn(document.getElementById("end-slot"), {
 function gridRequest(state) {
   const seed = integerOrText(state.seed);
   const seeds = [0, 1, 2, 3].map((i) => (typeof seed === "number" ? (seed + i) % (maxSeed + 1) : seed));
-  const body = JSON.stringify({ labels: [state.labels.map(Number)], seeds });
+  const body = JSON.stringify({ labels: [state.labels.map(Number)], seeds, ...styleJson(state) });
   return {
     key: body,
     url: gridUrl,
@@ -337,7 +353,7 @@ function writeUrlSoon() {
 
 function render(jump, settle) {
   const state = readState();
-  for (const slider of [...sliders, blendSlider]) showValue(slider);
+  for (const slider of [...sliders, blendSlider, ...styleSliders]) showValue(slider);
   writeUrlSoon();
   const url = pictureUrl(state);
   download.href = pictureUrl(state, Number(downloadScale));
@@ -359,23 +375,24 @@ function randomSeed() {
 // Keys move a slider in steps a person can count (dragging keeps the 0.001 step).
 const KEY_STEPS = { ArrowRight: 0.01, ArrowUp: 0.01, ArrowLeft: -0.01, ArrowDown: -0.01, PageUp: 0.1, PageDown: -0.1 };
 
-function keyedValue(event, value) {
-  if (event.key === "Home") return 0;
-  if (event.key === "End") return 1;
+function keyedValue(event, slider) {
+  const [low, high] = [Number(slider.min), Number(slider.max)];
+  if (event.key === "Home") return low;
+  if (event.key === "End") return high;
   if (!(event.key in KEY_STEPS)) return null;
   const step = KEY_STEPS[event.key] * (event.shiftKey && event.key.startsWith("Arrow") ? 10 : 1);
-  return Math.min(1, Math.max(0, Math.round((value + step) * 1000) / 1000));
+  return Math.min(high, Math.max(low, Math.round((Number(slider.value) + step) * 1000) / 1000));
 }
 
 // Dragging and keys: coalesce. Everything else is a jump.
-for (const slider of [...sliders, blendSlider]) {
+for (const slider of [...sliders, blendSlider, ...styleSliders]) {
   slider.addEventListener("input", () => {
     showValue(slider);
     schedule();
   });
   slider.addEventListener("change", () => schedule({ settle: true })); // the drag ended
   slider.addEventListener("keydown", (event) => {
-    const value = keyedValue(event, Number(slider.value));
+    const value = keyedValue(event, slider);
     if (value === null || event.altKey || event.ctrlKey || event.metaKey) return;
     event.preventDefault();
     slider.value = value;
@@ -383,7 +400,7 @@ for (const slider of [...sliders, blendSlider]) {
     schedule();
   });
   slider.addEventListener("keyup", (event) => {
-    if (keyedValue(event, 0) !== null) schedule({ settle: true }); // a held key repeats until released
+    if (keyedValue(event, slider) !== null) schedule({ settle: true }); // a held key repeats until released
   });
 }
 // A drag that ends where it started changes nothing (no change event), yet it has ended.
@@ -409,6 +426,7 @@ for (const preset of document.querySelectorAll("a.preset")) {
     sliders.forEach((slider, i) => {
       slider.value = values[i];
     });
+    for (const slider of styleSliders) slider.value = 0; // as the preset's link, which names labels and seed only
     schedule({ jump: true });
   });
 }

@@ -2,22 +2,26 @@
 // labels -> the generator's forward pass (generator.js) -> 28x28 grey pixels for a canvas.
 
 import { LocalGenerator } from "./generator.js";
-import { seedNoise, slerp } from "./noise.js";
+import { seedNoise, slerp, styledNoise } from "./noise.js";
 
 const SIDE = 28;
 const SEED_TEXT = /^\d{1,10}$/;
 const NOISES_KEPT = 8; // a drag moves one seed's noise, a blend two: a few are enough
 
+const HANDWRITING = ["slant", "thickness", "width"]; // model/handwriting.py's sliders, in its order
+
 /** The state as numbers, or null where the server would refuse it (it then says why, not us). */
-export function checkedState(state, maxSeed) {
+export function checkedState(state, maxSeed, hasHandwriting) {
   const seed = SEED_TEXT.test(state.seed) ? Number(state.seed) : NaN;
   const blend = Number(state.blend);
   const labels = state.labels.map(Number);
+  const style = HANDWRITING.map((name) => Number(state[name] ?? 0));
   if (!(seed <= maxSeed) || !(blend >= 0 && blend <= 1)) return null;
   if (labels.some((label) => !(label >= 0 && label <= 1))) return null;
-  if (blend === 0) return { labels, seed, seedB: null, blend };
+  if (style.some((value) => !(value >= -1 && value <= 1) || (value !== 0 && !hasHandwriting))) return null;
+  if (blend === 0) return { labels, seed, seedB: null, blend, style };
   const seedB = SEED_TEXT.test(state.seed_b) ? Number(state.seed_b) : NaN;
-  return seedB <= maxSeed ? { labels, seed, seedB, blend } : null;
+  return seedB <= maxSeed ? { labels, seed, seedB, blend, style } : null;
 }
 
 export class LocalDrawing {
@@ -48,17 +52,19 @@ export class LocalDrawing {
     return noise;
   }
 
-  /** The noise of a checked state, as webapp/state.py's State.noise: the seed's, or its blend. */
-  noise({ seed, seedB, blend }) {
+  /** The noise of a checked state, as webapp/state.py's State.noise: the seed's, or its blend,
+   * moved by the handwriting sliders. */
+  noise({ seed, seedB, blend, style }) {
     const noise = this.seedNoise(seed);
-    return seedB === null ? noise : slerp(noise, this.seedNoise(seedB), blend);
+    const blended = seedB === null ? noise : slerp(noise, this.seedNoise(seedB), blend);
+    return styledNoise(blended, style, this.generator.handwriting);
   }
 
   /** The picture of the page's `state` as ImageData, or null when the server would refuse it. */
   draw(state) {
-    const checked = checkedState(state, this.maxSeed);
+    const checked = checkedState(state, this.maxSeed, this.generator.handwriting !== undefined);
     if (!checked) return null;
-    const noiseKey = `${checked.seed} ${checked.seedB} ${checked.blend}`;
+    const noiseKey = `${checked.seed} ${checked.seedB} ${checked.blend} ${checked.style}`;
     this.generator.draw(this.noise(checked), Float32Array.from(checked.labels), this.pixels, noiseKey);
     const rgba = this.image.data;
     this.pixels.forEach((grey, i) => {

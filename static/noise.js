@@ -1,6 +1,7 @@
 // The server's noise for a seed, computed in the page bit for bit (model/sampling.py's NOISE_RULE):
 // numpy.random.default_rng(seed).uniform(-1, 1, z_size).astype(float32), that is NumPy's
-// SeedSequence, its PCG64 (XSL-RR) generator and its 53-bit doubles; and the style blend (slerp).
+// SeedSequence, its PCG64 (XSL-RR) generator and its 53-bit doubles; the style blend (slerp); and the
+// handwriting sliders' move (model/handwriting.py's styled_noise).
 
 const MASK64 = (1n << 64n) - 1n;
 const MASK128 = (1n << 128n) - 1n;
@@ -94,4 +95,18 @@ export function slerp(a, b, t) {
       sine < 1e-6 ? (1 - t) * a[i] + t * b[i] : (Math.sin((1 - t) * omega) * a[i] + Math.sin(t * omega) * b[i]) / sine;
   }
   return mixed;
+}
+
+/** The noise moved by the handwriting sliders `style` along `directions` (3 rows of z_size), as
+ * model/handwriting.py's styled_noise: z + s1 a1 + s2 a2 + s3 a3 in float64, added in that order,
+ * rounded to float32; the noise itself when every slider is at 0. */
+export function styledNoise(noise, style, directions) {
+  if (style.every((value) => value === 0)) return noise;
+  const moved = new Float32Array(noise.length);
+  for (let i = 0; i < noise.length; i++) {
+    let sum = noise[i];
+    for (let k = 0; k < style.length; k++) sum = sum + style[k] * directions[k * noise.length + i];
+    moved[i] = sum;
+  }
+  return moved;
 }

@@ -14,14 +14,35 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "data" / "agreement.npz"
 N_STATES = 1000
+N_STYLED = 200  # states with handwriting sliders, after the N_STATES without
 
 
-def fixture_states(n: int = N_STATES, seed: int = 0) -> dict[str, np.ndarray]:
-    """Labels, seeds, style seeds and blends as the page's controls make them (three decimals).
+def fixture_states(n: int = N_STATES, seed: int = 0, styled: int = N_STYLED) -> dict[str, np.ndarray]:
+    """Labels, seeds, style seeds, blends and handwriting sliders as the page's controls make them
+    (three decimals).
 
     A quarter each: one digit; the presets' mixtures; one digit with a second slider part way;
-    every slider anywhere. Half the states blend toward the style seed, a few all the way.
+    every slider anywhere. Half the states blend toward the style seed, a few all the way. The
+    first n have every handwriting slider at 0; `styled` more, drawn the same way from another
+    stream, move one slider (a third of them each) or all three anywhere in -1..1, a few to the ends.
     """
+    plain = unstyled_states(n, seed)
+    more = unstyled_states(styled, seed + 1)
+    rng = np.random.default_rng(seed + 2)
+    style = np.zeros((styled, 3))
+    for i in range(styled):
+        if i % 2:
+            style[i] = rng.integers(-1000, 1001, 3) / 1000
+        else:
+            style[i, rng.integers(3)] = (
+                rng.choice([-1, 1]) if rng.random() < 0.1 else rng.integers(-1000, 1001) / 1000
+            )
+    states = {name: np.concatenate([plain[name], more[name]]) for name in plain}
+    return {**states, "style": np.concatenate([np.zeros((n, 3)), style])}
+
+
+def unstyled_states(n: int, seed: int) -> dict[str, np.ndarray]:
+    """n states of fixture_states without handwriting sliders, from the stream `seed`."""
     rng = np.random.default_rng(seed)
     both = np.r_[1.0, 1.0, np.zeros(8)]
     presets = [np.zeros(10), np.ones(10), np.full(10, 0.5), both, both / 2]
@@ -54,9 +75,14 @@ def server_states(fixture: dict[str, np.ndarray]) -> list:
     from webapp.state import State
 
     return [
-        State(tuple(float(x) for x in labels), int(seed), int(seed_b), float(blend))
-        for labels, seed, seed_b, blend in zip(
-            fixture["labels"], fixture["seed"], fixture["seed_b"], fixture["blend"], strict=True
+        State(tuple(float(x) for x in labels), int(seed), int(seed_b), float(blend), tuple(map(float, style)))
+        for labels, seed, seed_b, blend, style in zip(
+            fixture["labels"],
+            fixture["seed"],
+            fixture["seed_b"],
+            fixture["blend"],
+            fixture["style"],
+            strict=True,
         )
     ]
 
@@ -84,7 +110,7 @@ def make_fixture(folder: Path = ROOT / "weights") -> dict[str, np.ndarray]:
     gen, metadata = shipped_generator(folder)
     fixture = fixture_states()
     states = server_states(fixture)
-    fixture["noise"] = np.stack([state.noise(gen.z_size) for state in states])
+    fixture["noise"] = np.stack([state.noise(gen.z_size, gen.handwriting) for state in states])
     fixture["pixels"] = draw_states(gen, states)
     fixture["generator_sha256"] = np.array(metadata["sha256"])
     return fixture

@@ -535,6 +535,7 @@ def test_page_shows_the_state_of_its_link(client):
         "label-7": "0.250",
         "label-9": "1.000",
         "blend": "0.500",
+        **dict.fromkeys(("slant", "thickness", "width"), "0.000"),  # the handwriting sliders, at 0
     }
     assert re.search(r'id="seed" [^>]*value="99"', html) and re.search(r'id="seed-b" [^>]*value="5"', html)
     image = re.search(r'<img id="digit" src="([^"]+)"', html).group(1).replace("&amp;", "&")

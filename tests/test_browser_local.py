@@ -51,7 +51,9 @@ SETTLED = """() => {
   const img = document.getElementById('digit');
   const labels = [...document.querySelectorAll('input[name=labels]')].map((s) => s.value).join(',');
   const shown = img.dataset.key && new URL(img.dataset.key, location.href).searchParams;
-  return document.getElementById('digit-local').hidden && img.complete && shown
+  const style = ['slant', 'thickness', 'width'].every(
+    (name) => shown && Number(shown.get(name) ?? 0) === Number(document.getElementById(name).value));
+  return document.getElementById('digit-local').hidden && img.complete && shown && style
     && shown.get('labels') === labels && shown.get('seed') === document.getElementById('seed').value;
 }"""
 
@@ -80,13 +82,14 @@ def settled_on_the_servers_png(page) -> bytes:
 
 AGREEMENT = """async ([weightsUrl, states]) => {
   const { LocalGenerator } = await import('/static/generator.js');
-  const { seedNoise, slerp } = await import('/static/noise.js');
+  const { seedNoise, slerp, styledNoise } = await import('/static/noise.js');
   const generator = new LocalGenerator(await (await fetch(weightsUrl)).arrayBuffer());
   const noises = new Float32Array(states.length * generator.zSize);
   const pixels = new Uint8ClampedArray(states.length * 784);
-  states.forEach(({ labels, seed, seed_b, blend }, i) => {
+  states.forEach(({ labels, seed, seed_b, blend, style }, i) => {
     let noise = seedNoise(seed, generator.zSize);
     if (blend > 0) noise = slerp(noise, seedNoise(seed_b, generator.zSize), blend);
+    noise = styledNoise(noise, style, generator.handwriting);
     noises.set(noise, i * generator.zSize);
     generator.draw(noise, Float32Array.from(labels), pixels.subarray(i * 784, (i + 1) * 784));
   });
@@ -99,13 +102,24 @@ AGREEMENT = """async ([weightsUrl, states]) => {
 }"""
 
 
-def test_the_page_computes_the_servers_noise_and_pixels(page, server_url):
+def test_the_page_computes_the_servers_noise_and_pixels_with_and_without_handwriting(page, server_url):
     fixture = np.load(FIXTURE)
     open_page(page, server_url)
     states = [
-        {"labels": labels.tolist(), "seed": int(seed), "seed_b": int(seed_b), "blend": float(blend)}
-        for labels, seed, seed_b, blend in zip(
-            fixture["labels"], fixture["seed"], fixture["seed_b"], fixture["blend"], strict=True
+        {
+            "labels": labels.tolist(),
+            "seed": int(seed),
+            "seed_b": int(seed_b),
+            "blend": float(blend),
+            "style": style.tolist(),
+        }
+        for labels, seed, seed_b, blend, style in zip(
+            fixture["labels"],
+            fixture["seed"],
+            fixture["seed_b"],
+            fixture["blend"],
+            fixture["style"],
+            strict=True,
         )
     ]
     weights_url = page.locator("#controls").get_attribute("data-weights-url")
@@ -114,7 +128,7 @@ def test_the_page_computes_the_servers_noise_and_pixels(page, server_url):
     pixels = np.frombuffer(base64.b64decode(pixels), np.uint8).reshape(fixture["pixels"].shape)
 
     np.testing.assert_array_equal(noise.view(np.uint32), fixture["noise"].view(np.uint32))  # bit for bit
-    np.testing.assert_array_equal(pixels, fixture["pixels"])  # every pixel of the 1,000 pictures
+    np.testing.assert_array_equal(pixels, fixture["pixels"])  # every pixel of the 1,200 pictures
     assert page.problems == []
 
 
@@ -140,6 +154,44 @@ def test_a_drag_is_drawn_in_the_page_and_the_server_is_asked_when_it_ends(page, 
     np.testing.assert_array_equal(server_picture, local_picture)  # the picture it replaced, exactly
     assert not page.locator("#bars").get_attribute("class").count("pending")
     assert page.locator("#reads-as").text_content().startswith("Reads as ")
+    assert page.problems == []
+
+
+def test_a_handwriting_slider_is_drawn_here_while_dragged_and_the_server_agrees(page, server_url):
+    open_page(page, server_url)
+    page.locator("#show-seeds").check()
+    page.wait_for_load_state("networkidle")
+    page.generate_requests.clear()
+    grids = []
+    page.on("request", lambda r: r.url.endswith("/grid") and grids.append(r.post_data_json))
+
+    drag = scripted_drag(page, "slant", seconds=2.0, release=False)  # from 0 to 1
+    local_picture = np.array(page.evaluate(CANVAS_GREYS), np.uint8).reshape(28, 28)
+    assert (
+        drag["localPictures"] == drag["pictures"] and drag["picturesPerSecond"] >= ROBUST_PICTURES_PER_SECOND
+    )
+    assert page.generate_requests == [] and grids == []
+
+    slant = float(page.locator("#slant").input_value())  # where the drag's last frame left it
+    page.locator("#slant").dispatch_event("change")
+    png = settled_on_the_servers_png(page)
+    assert (
+        slant > 0.9 and len(page.generate_requests) == 1 and f"slant={slant:g}&" in page.generate_requests[0]
+    )
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), local_picture)
+    assert len(grids) == 1 and grids[0]["slant"] == slant  # the four seeds follow
+    assert page.locator("#status").text_content().startswith(f"Seed 42, slant {slant:.3f}")
+
+    page.locator("#width").focus()
+    page.keyboard.press("Home")  # the sliders' own ends: -1 and 1
+    assert page.locator("#width").input_value() == "-1"
+    settled_on_the_servers_png(page)
+    page.wait_for_function(
+        "() => location.search.includes('width=-1') && location.search.includes('slant=0.9')"
+    )
+    page.get_by_role("link", name="Preset 3", exact=True).click()  # a preset starts from the seed's own hand
+    settled_on_the_servers_png(page)
+    assert [page.locator(f"#{name}").input_value() for name in ("slant", "thickness", "width")] == ["0"] * 3
     assert page.problems == []
 
 

@@ -43,13 +43,14 @@ def test_the_file_holds_the_generator_rebuilt_from_generator_npz(app, client, ge
         np.testing.assert_array_equal(arrays[name], getattr(rebuilt, name), err_msg=name)
 
 
-def test_the_shipped_weights_file_has_every_array_of_conditional_batch_norm():
+def test_the_shipped_weights_file_has_every_array_of_conditional_batch_norm_and_the_directions():
     gen, metadata = load_generator(WEIGHTS)
     folded = FoldedGenerator(gen)
     header, arrays = read_weights(weights_file(folded))
-    assert list(arrays) == list(ARRAY_NAMES)
+    assert list(arrays) == [*ARRAY_NAMES, "handwriting"]  # and the handwriting sliders' directions
     assert header["split"] == folded.split and header["ch"] == gen.ch
     np.testing.assert_array_equal(arrays["label_affine"], folded.label_affine)
+    np.testing.assert_array_equal(arrays["handwriting"], folded.handwriting)
     assert sum(a.nbytes for a in arrays.values()) < 4_000_000  # the page's budget on a first visit
 
 

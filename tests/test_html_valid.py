@@ -1,7 +1,10 @@
 """The rendered page passes the Nu HTML checker (the W3C validator) in each state the server renders it."""
 
+import numpy as np
 import pytest
 from helpers import lively_generator, nu_errors, save, save_small_classifier
+
+from model.export import save_generator
 
 pytestmark = pytest.mark.slow  # the checker is a Java program: a few seconds to start
 
@@ -20,11 +23,17 @@ def page(make_app):
 
 def test_every_rendered_state_of_the_page_is_valid_html(page, tmp_path, generator_dir):
     full = save_small_classifier(save(lively_generator(), tmp_path / "full", "random weights"))
+    directions = (np.zeros((3, 100), np.float32), {"steps": [1.0, 1.0, 1.0]})
+    save_generator(lively_generator(), tmp_path / "styled", {"epochs": 0}, handwriting=directions)
     (tmp_path / "empty").mkdir()
     pages = {
         "generator-and-classifier": page(full),
         "blended-state": page(full, "?labels=0.5,0,0,0,0,0,0,0,0.25,1&seed=9&seed_b=3&blend=0.4"),
         "broken-link": page(full, "?labels=0,2&seed=x"),
+        "handwriting-sliders": page(
+            tmp_path / "styled", "?labels=0,0,0,1,0,0,0,0,0,0&seed=9&slant=0.5&width=-1"
+        ),
+        "sliders-without-directions": page(full, "?labels=0,0,0,1,0,0,0,0,0,0&seed=9&slant=0.5"),
         "no-classifier": page(generator_dir),
         "no-weights": page(tmp_path / "empty"),
     }

@@ -2,10 +2,10 @@
 
 The server draws in float64 (model/inference.py), so that sums taken in another order, by another
 machine's BLAS or SIMD kernels or in another batch, do not carry a pixel over a grey level's edge
-(docs/operations.md). Here the agreement fixture's 1,000 states are drawn again under the kernel
-settings this CPU can run, in batches of 1, 7 and 1,000, and must give the fixture's very bytes; the
-fixture was made on another machine, and the page's own drawing is held to it in Chromium
-(tests/test_browser_local.py).
+(docs/operations.md). Here the agreement fixture's 1,200 states (200 with handwriting sliders) are
+drawn again under the kernel settings this CPU can run, in batches of 1, 7 and 1,000, and must give
+the fixture's very bytes; the fixture was made on another machine, and the page's own drawing is held
+to it in Chromium (tests/test_browser_local.py).
 """
 
 import hashlib

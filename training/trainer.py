@@ -11,7 +11,9 @@ import chainer
 import numpy as np
 from chainer.training import Trainer, extensions, triggers
 
+from model.classifier import ClassifierError
 from model.export import save_generator
+from model.handwriting import SHIPPED_CLASSIFIER, HandwritingError, fit_with_classifier
 from model.images import png_bytes
 from model.net import Generator, ProjectionDiscriminator
 from training.extensions import (
@@ -142,13 +144,21 @@ def exported_generator(trainer: Trainer, ema: float) -> Generator:
 def export(trainer: Trainer, ema: float, folder: Path) -> None:
     """generator.npz, generator.json and preview.png of the generator that --ema picks, into `folder`.
 
-    The metadata is the snapshot's recipe, so that it says how these weights were made.
+    The metadata is the snapshot's recipe, so that it says how these weights were made. The
+    handwriting sliders' directions are fitted with the shipped classifier; a generator whose
+    pictures it cannot read well enough (one trained briefly) is exported without them.
     """
     gen = exported_generator(trainer, ema)
     recipe = trainer.get_extension("RunRecord").recipe()
     if ema == 0:  # the last iterate, whatever the run averaged
         recipe["ema_decay"] = 0.0
-    save_generator(gen, folder, generator_metadata(trainer, recipe), preview=png_bytes(preview_grid(gen)))
+    try:
+        handwriting = fit_with_classifier(gen, SHIPPED_CLASSIFIER)
+    except (HandwritingError, ClassifierError) as error:
+        handwriting = None
+        print(f"exporting without handwriting sliders: {error}")
+    metadata = generator_metadata(trainer, recipe)
+    save_generator(gen, folder, metadata, preview=png_bytes(preview_grid(gen)), handwriting=handwriting)
 
 
 def run_info(args: argparse.Namespace, dataset, device: chainer.backend.Device, end: int, comm=None) -> dict:

@@ -13,7 +13,7 @@ from webapp.state import State, morph_frames
 
 def draw_states(gen, states: list[State]) -> np.ndarray:
     """uint8 pictures (n, IMAGE_SIZE, IMAGE_SIZE) for several states, in one generator call."""
-    z = np.stack([s.noise(gen.z_size) for s in states])
+    z = np.stack([s.noise(gen.z_size, gen.handwriting) for s in states])
     labels = np.array([s.labels for s in states], dtype=np.float32)
     return to_uint8(generate(gen, z, labels))
 
@@ -24,15 +24,16 @@ def readings(clf: FoldedClassifier, pictures: np.ndarray) -> list[list[float]]:
     return [[round(float(p), 6) for p in row] for row in probabilities]
 
 
-def grid_png(gen, rows: list[list[float]], seeds: list[int], scale: int) -> bytes:
-    """Row r is label vector r, column c is seed c: the whole grid in one generator call."""
-    states = [State(tuple(labels), seed) for labels in rows for seed in seeds]
+def grid_png(gen, rows: list[list[float]], seeds: list[int], scale: int, style: tuple[float, ...]) -> bytes:
+    """Row r is label vector r, column c is seed c, all with the same handwriting sliders: the whole
+    grid in one generator call."""
+    states = [State(tuple(labels), seed, style=style) for labels in rows for seed in seeds]
     return png_bytes(tile(draw_states(gen, states), len(rows), len(seeds)), scale)
 
 
 def morph_gif(gen, start: State, end: State, frames: int, scale: int, duration_ms: int) -> bytes:
     """An endlessly looping GIF; the GIF encoder merges identical neighbouring frames."""
-    z, labels = morph_frames(start, end, frames, gen.z_size)
+    z, labels = morph_frames(start, end, frames, gen.z_size, gen.handwriting)
     pictures = [Image.fromarray(upscale(p, scale)) for p in to_uint8(generate(gen, z, labels))]
     buffer = io.BytesIO()
     pictures[0].save(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from flask import Response, current_app, request
 
+from model.handwriting import HANDWRITING
 from model.images import png_bytes
 from model.inference import pictures_version
 from model.net import N_CLASSES
@@ -31,6 +32,26 @@ def loaded_generator():
     return loaded("generator", "weights_error")
 
 
+HANDWRITING_COMMAND = "python handwriting.py --weights FOLDER"
+
+
+def styling_generator(*styles: tuple[str, tuple[float, ...]]):
+    """The loaded generator, once it is sure to have the handwriting directions that the sliders
+    need, given as (field prefix, slider values); else 400 naming the first slider set and how to
+    give the weights their directions."""
+    gen = loaded_generator()
+    if gen.handwriting is None:
+        for prefix, style in styles:
+            for name, value in zip(HANDWRITING, style, strict=True):
+                if value:
+                    raise ApiError(
+                        prefix + name,
+                        f"these weights have no handwriting directions, so only 0 is possible: add them "
+                        f"with {HANDWRITING_COMMAND}",
+                    )
+    return gen
+
+
 def require_generator() -> None:
     """503 naming why there is no generator, before a route that needs one does anything else."""
     loaded_generator()
@@ -46,7 +67,7 @@ def reading_json(probabilities: list[float]) -> dict:
 
 def state_pixels(state: State) -> Callable[[], np.ndarray]:
     """The state's uint8 picture, drawn on the first call only: its PNG and its reading share it."""
-    gen = loaded_generator()
+    gen = styling_generator(("", state.style))
     return functools.cache(lambda: draw_states(gen, [state])[0])
 
 

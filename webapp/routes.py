@@ -12,6 +12,7 @@ import time
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
+from model.handwriting import HANDWRITING
 from model.net import IMAGE_SIZE
 from model.sampling import MAX_SEED, NOISE_RULE, Z_SIZE
 from webapp.browser_weights import encoded_weights
@@ -29,20 +30,21 @@ from webapp.limits import (
 )
 from webapp.pictures import grid_png, morph_gif, readings
 from webapp.responses import (
+    HANDWRITING_COMMAND,
     digit_answer,
     loaded_classifier,
-    loaded_generator,
     picture_response,
     presets,
     reading_json,
     require_generator,
     state_pixels,
     state_reading,
+    styling_generator,
     wants_json,
     weights_summary,
     weights_version,
 )
-from webapp.state import STATE_FIELDS, page_state, parse_state
+from webapp.state import STATE_FIELDS, page_state, parse_state, parse_style
 from webapp.validation import (
     ApiError,
     array,
@@ -65,11 +67,13 @@ web = Blueprint("web", __name__)
 
 @web.get("/")
 def index():
-    state, link_error = page_state(request.args)
+    gen = current_app.extensions["generator"]
+    has_generator = gen is not None
+    has_handwriting = has_generator and gen.handwriting is not None
+    state, link_error = page_state(request.args, has_handwriting)
     version = weights_version()
     query = state.query()
     metadata = current_app.extensions["metadata"]
-    has_generator = current_app.extensions["generator"] is not None
     return render_template(
         "index.html",
         state=state,
@@ -84,6 +88,8 @@ def index():
         weights_summary=weights_summary(metadata),
         provisional=metadata.get("epochs", 0) < PROVISIONAL_EPOCHS,
         noise_rule=NOISE_RULE,
+        has_handwriting=has_handwriting,
+        handwriting_command=HANDWRITING_COMMAND,
         z_size=Z_SIZE,
         limits={
             "max_seed": MAX_SEED,
@@ -115,7 +121,7 @@ def generate_get():
     require_generator()
     version = weights_version()
     as_json = wants_json()
-    key = json.dumps([state.labels, state.seed, state.seed_b, state.blend, scale, as_json])
+    key = json.dumps([state.labels, state.seed, state.seed_b, state.blend, state.style, scale, as_json])
     etag = f"{version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if "v" not in data:
         cache = DAY_CACHE
@@ -136,7 +142,7 @@ def generate_get():
 @web.post("/grid")
 def grid():
     started = time.perf_counter()
-    data = fields(json_body(), None, {"labels", "seeds"}, {"scale"})
+    data = fields(json_body(), None, {"labels", "seeds"}, {"scale", *HANDWRITING})
     rows = array(data["labels"], "labels", 1, MAX_GRID)
     rows = [label_vector(row, f"labels[{r}]") for r, row in enumerate(rows)]
     seeds = array(data["seeds"], "seeds", 1, MAX_GRID)
@@ -147,7 +153,8 @@ def grid():
             f"a {len(rows)}x{len(seeds)} grid is {len(rows) * len(seeds)} pictures, over the limit of "
             f"{MAX_GRID_PICTURES}: use fewer label rows or seeds",
         )
-    scale = parse_scale(data)
+    scale, style = parse_scale(data), parse_style(data)
+    gen = styling_generator(("", style))
     height, width = len(rows) * IMAGE_SIZE * scale, len(seeds) * IMAGE_SIZE * scale
     if height * width > MAX_PICTURE_PIXELS:
         raise ApiError(
@@ -155,7 +162,7 @@ def grid():
             f"a {len(rows)}x{len(seeds)} grid at scale {scale} is {width}x{height} "
             f"pixels, over the limit of {MAX_PICTURE_PIXELS:,}: use a smaller scale",
         )
-    png = grid_png(loaded_generator(), rows, seeds, scale)
+    png = grid_png(gen, rows, seeds, scale, style)
     return picture_response(
         png,
         "image/png",
@@ -172,6 +179,7 @@ def interpolate():
         parse_state(fields(data[name], name, {"labels", "seed"}, STATE_FIELDS), name + ".")
         for name in ("from", "to")
     ]
+    gen = styling_generator(("from.", ends[0].style), ("to.", ends[1].style))
     frames = integer(data.get("frames", DEFAULT_FRAMES), "frames", MIN_FRAMES, MAX_FRAMES)
     scale = parse_scale(data)
     duration = integer(
@@ -184,7 +192,7 @@ def interpolate():
             f"{frames} frames of {side}x{side} pixels are over the limit of "
             f"{MAX_ANIMATION_PIXELS:,} pixels: use a smaller scale or fewer frames",
         )
-    gif = morph_gif(loaded_generator(), *ends, frames, scale, duration)
+    gif = morph_gif(gen, *ends, frames, scale, duration)
     return picture_response(
         gif, "image/gif", started, {"frames": frames, "width": side, "height": side, "duration": duration}
     )

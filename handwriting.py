@@ -1,0 +1,12 @@
+"""Fit the handwriting sliders' directions to a generator and write them into its weights.
+
+python handwriting.py                                   # the shipped weights/, judged by weights/classifier.*
+python handwriting.py --weights result --classifier weights
+"""
+
+import sys
+
+from model.handwriting_cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
