@@ -22,6 +22,7 @@ another version): it overrides accept, handle, handle_request, handle_error, fin
 murder_keepalived and notify, and uses gthread's poller, tpool, nr_conns and worker_connections.
 """
 
+import ctypes
 import enum
 import errno
 import heapq
@@ -58,6 +59,9 @@ REQUEST_TIMEOUT_S = float(os.environ.get("GUNICORN_REQUEST_TIMEOUT", "15"))
 # Per worker: a 100 MB worker plus this stays far under half a 512 MB dyno. 24 MiB holds 250 requests
 # at the framer's largest (96 KiB), or 1,500 of the page's and the API's (under 16 KiB).
 BUFFER_BUDGET_BYTES = 24 * 1024 * 1024
+# Many buffers freed in another order than they grew leave glibc's heap in holes that it keeps:
+# once this much of them is gone, malloc_trim gives the free pages back to the system.
+TRIM_AFTER_BYTES = 4 * 1024 * 1024
 RECV_BYTES = 16 * 1024  # one read: what a connection holds past a limit before the framer refuses it
 # gunicorn's chunk parser copies what is left of its current piece for every chunk: pieces of this
 # size keep its cost linear in the bytes.
@@ -82,6 +86,13 @@ TIMEOUT_ANSWER = error_answer(
 BUSY_ANSWER = error_answer(
     503, "Service Unavailable", "the server holds too many unfinished requests: send yours again"
 )
+
+
+def give_memory_back() -> None:
+    """glibc's malloc_trim(0), where the C library has it (musl and macOS give memory back as they go)."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def head_limits(cfg) -> HeadLimits:
@@ -187,6 +198,7 @@ class RequestBufferingWorker(ThreadWorker):
         self.tie_breaker = itertools.count()
         self.running: set[Connection] = set()
         self.buffered = 0  # bytes held for requests, read or waiting for a thread
+        self.buffered_high = 0  # the most held since memory was last given back
         self.stopping = False
         self.head_limits = head_limits(self.cfg)
         soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -293,6 +305,7 @@ class RequestBufferingWorker(ThreadWorker):
             self.set_deadline(conn, min(conn.deadline, conn.since + REQUEST_TIMEOUT_S))
         conn.buffer += data
         self.account(conn)
+        self.buffered_high = max(self.buffered_high, self.buffered)
         self.check_request(conn)
         if self.buffered > BUFFER_BUDGET_BYTES:
             self.shed_load()
@@ -312,13 +325,14 @@ class RequestBufferingWorker(ThreadWorker):
             self.send_nowait(conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def shed_load(self) -> None:
-        """Over the budget: a 503 to the requests that began earliest, until the worker is under it."""
-        while self.buffered > BUFFER_BUDGET_BYTES:
-            reading = (conn for conn in self.connections if conn.state is State.READING and conn.buffer)
-            conn = min(reading, key=lambda conn: conn.since, default=None)
-            if conn is None:
+        """Over the budget: a 503 to the requests that began earliest, until a quarter of it is free
+        (so that the connections are sorted once per quarter of the budget, not once per arrival)."""
+        reading = [conn for conn in self.connections if conn.state is State.READING and conn.buffer]
+        reading.sort(key=lambda conn: conn.since)
+        self.log.warning("holding %d bytes of requests: 503 to the oldest", self.buffered)
+        for conn in reading:
+            if self.buffered <= BUFFER_BUDGET_BYTES * 3 // 4:
                 return
-            self.log.warning("holding %d bytes of requests: 503 to %s", self.buffered, conn.client)
             self.end_with(conn, BUSY_ANSWER)
 
     # Serving: a thread runs gunicorn's request handling on exactly the bytes the framer delimited.
@@ -406,6 +420,9 @@ class RequestBufferingWorker(ThreadWorker):
     def murder_keepalived(self, force=False):
         """Ends every connection past its deadline (all but the running ones when `force`)."""
         now = time.monotonic()
+        if self.buffered_high - self.buffered > TRIM_AFTER_BYTES and self.buffered < self.buffered_high // 2:
+            give_memory_back()
+            self.buffered_high = self.buffered
         if not self.alive and not self.stopping:  # a request on its way gets as long as a kept-alive one
             self.stopping = True
             for conn in self.connections:

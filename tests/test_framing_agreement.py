@@ -228,7 +228,7 @@ def test_a_request_split_anywhere_gets_the_verdict_of_the_whole(request, data):
     "request_bytes",
     [
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + b"1;a\r\nx\r\n" * 1024
+        + b"1\r\nx\r\n" * 1024
         + b"0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4000\r\n"
         + b"y" * 16384

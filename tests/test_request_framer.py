@@ -68,7 +68,7 @@ def test_pipelined_bytes_after_a_request_do_not_change_its_verdict():
     assert verdict(data + b"GET / HTTP/1.1\r\n") == Complete(len(data))
 
 
-LONG_EXTENSION_CHUNK = b"1;" + b"e" * 999 + b"\r\nx\r\n"
+LONG_SIZE_CHUNK = b"0" * 1000 + b"1\r\nx\r\n"  # leading zeros: not an extension
 REFUSED = {
     # The issue's cases: gunicorn refused these only after the app had answered.
     "a space after the chunk size": (400, CHUNKED + b"5 \r\nhello\r\n0\r\n\r\n"),
@@ -103,10 +103,8 @@ REFUSED = {
     "a Content-Length one over the limit": (413, POST + b"Content-Length: %d\r\n\r\n" % (MAX_BODY_BYTES + 1)),
     "chunks one byte over the limit": (413, CHUNKED + b"%x\r\n" % (MAX_BODY_BYTES + 1)),
     "too many chunks": (413, CHUNKED + b"1\r\nx\r\n" * (MAX_CHUNKS + 1)),
-    "long extensions": (
-        413,
-        CHUNKED + LONG_EXTENSION_CHUNK * (MAX_CHUNKED_BYTES // len(LONG_EXTENSION_CHUNK) + 1),
-    ),
+    "long chunk lines": (413, CHUNKED + LONG_SIZE_CHUNK * (MAX_CHUNKED_BYTES // len(LONG_SIZE_CHUNK) + 1)),
+    "long extensions in all": (400, CHUNKED + (b"1;" + b"e" * 600 + b"\r\nx\r\n") * 2),
     "a chunk line too long": (400, CHUNKED + b"1;" + b"x" * 2000),
     "trailers too long": (431, CHUNKED + b"0\r\n" + b"X-T: 1\r\n" * (MAX_TRAILER_BYTES // 8 + 1)),
     "headers too long": (431, b"GET / HTTP/1.1\r\nX: " + b"x" * MAX_HEAD_BYTES),
@@ -145,8 +143,9 @@ def test_100_continue_is_expected_only_from_http_1_1():
 
 
 def test_one_byte_chunks_cost_the_framer_linear_time():
-    """The issue's 192 KB of one-byte chunks: refused after MAX_CHUNKS, in a few milliseconds."""
-    data = bytearray(CHUNKED + b"1;a\r\nx\r\n" * 24_000 + b"0\r\n\r\n")
-    began = time.process_time()
-    assert verdict(data).status == 413
-    assert time.process_time() - began < 0.05
+    """192 KB of one-byte chunks: refused once past a limit (on chunks, or on extensions), in a few ms."""
+    for chunk in [b"1;a\r\nx\r\n", b"1\r\nx\r\n"]:
+        data = bytearray(CHUNKED + chunk * (192_000 // len(chunk)) + b"0\r\n\r\n")
+        began = time.process_time()
+        assert isinstance(verdict(data), Refused)
+        assert time.process_time() - began < 0.05
