@@ -58,17 +58,18 @@ ONCE_READ_TWO_WAYS = {
 }
 
 
-def exchange(port: int, data: bytes, wait: float = 10) -> bytes:
-    """Everything the server sends after `data` until it closes; a server that stops reading early
-    (it refused the request) does not end the exchange."""
+def exchange(port: int, data: bytes, wait: float = 10) -> tuple[bytes, float]:
+    """Everything the server sends after `data` until it closes, and how long that took (s); a server
+    that stops reading early (it refused the request) does not end the exchange."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        began = time.monotonic()
         with contextlib.suppress(OSError):
             sock.sendall(data)
         received = b""
         with contextlib.suppress(OSError):
             while chunk := sock.recv(65536):
                 received += chunk
-        return received
+        return received, time.monotonic() - began
 
 
 def answers(received: bytes) -> list[str]:
