@@ -187,7 +187,7 @@ def measure(root: Path, port: int, seconds: float) -> dict:
             int(pid) for pid in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
         )
         one_answer = {
-            name: answers(exchange(port, data + NEXT_REQUEST)) for name, data in ONCE_READ_TWO_WAYS.items()
+            name: answers(exchange(port, data + NEXT_REQUEST)[0]) for name, data in ONCE_READ_TWO_WAYS.items()
         }
         cpu = worker_cpu_ms_per_request(port, worker, ONE_BYTE_CHUNKS, count=10)
         with Flood(port, ONE_BYTE_CHUNKS, connections=2, rate=225_000):

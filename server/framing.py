@@ -328,8 +328,10 @@ def trailer_problem(lines: list[bytes]) -> Refused | None:
         if problem:
             return bad_request(f"in the trailers: {problem}")
         name = line.partition(b":")[0].lower()
-        if name in FORBIDDEN_TRAILERS or (name in SINGLETON_FIELDS and name in seen):
+        if name in FORBIDDEN_TRAILERS:
             return bad_request(f"{name.decode()} is not allowed in trailers (RFC 9110 section 6.5.1)")
+        if name in SINGLETON_FIELDS and name in seen:
+            return bad_request(f"{name.decode()} given twice in the trailers (RFC 9110 section 5.3)")
         seen.add(name)
     return None
 

@@ -35,7 +35,6 @@ import socket
 import time
 from collections import deque
 from functools import partial
-from itertools import islice
 
 import gunicorn
 from gunicorn.errors import ConfigError
@@ -56,7 +55,7 @@ from server.framing import (
 
 TESTED_GUNICORN = "27.0"  # the major.minor whose gthread internals (above) this worker was checked on
 REQUEST_TIMEOUT_S = float(os.environ.get("GUNICORN_REQUEST_TIMEOUT", "15"))
-# Per worker: a 100 MB worker plus this stays far under half a 512 MB dyno. 24 MiB holds 370 requests
+# Per worker: a 100 MB worker plus this stays far under half a 512 MB dyno. 24 MiB holds 380 requests
 # at the framer's largest (32 KiB of head, 32 KiB of chunked body), or 1,500 of the page's and the
 # API's (under 16 KiB).
 BUFFER_BUDGET_BYTES = 24 * 1024 * 1024
@@ -185,8 +184,10 @@ class RequestBufferingWorker(ThreadWorker):
                 f"gunicorn {gunicorn.__version__} is installed: pin gunicorn=={TESTED_GUNICORN}.* "
                 "or check server/worker.py against the new gthread.py"
             )
-        if cfg.is_ssl:
-            raise ConfigError("RequestBufferingWorker serves plain HTTP: terminate TLS in front")
+        if cfg.is_ssl or cfg.http2_cleartext != "off":
+            raise ConfigError(
+                "RequestBufferingWorker serves plain HTTP/1.1: terminate TLS and HTTP/2 in front"
+            )
         # What the framer lets through, gunicorn's parser must take (server/framing.py).
         limits = head_limits(cfg)
         if (
@@ -391,7 +392,7 @@ class RequestBufferingWorker(ThreadWorker):
         progress = False
         while conn.answer:
             try:
-                sent = conn.sock.sendmsg(list(islice(conn.answer, MAX_PIECES)))
+                sent = conn.sock.sendmsg(list(itertools.islice(conn.answer, MAX_PIECES)))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:  # the client went away

@@ -7,7 +7,7 @@ for the framer's own limits and transfer codings (which it refuses and gunicorn 
 the framer and h11 both take a request, they end it at the same byte; each refuses a few requests
 the other takes (h11 takes whitespace after a chunk size, two equal Content-Lengths and lower-case
 methods, and refuses an HTTP/1.1 request without Host). Examples are derandomized: the same inputs
-every run.
+every run; each property (400 requests, each parsed three times) is marked slow.
 """
 
 import h11
@@ -185,18 +185,21 @@ def test_what_gunicorn_refuses_after_the_app_the_framer_refuses_first(request_by
     assert_agreement(request_bytes)
 
 
+@pytest.mark.slow
 @AGREEMENT
 @given(requests())
 def test_the_framer_ends_a_request_where_gunicorn_and_h11_do(request):
     assert_agreement(request)
 
 
+@pytest.mark.slow
 @AGREEMENT
 @given(requests(broken=True))
 def test_a_request_with_broken_pieces_is_refused_or_ended_where_gunicorn_ends_it(request):
     assert_agreement(request)
 
 
+@pytest.mark.slow
 @AGREEMENT
 @given(requests(), st.lists(mutations, min_size=1, max_size=3))
 def test_a_mutated_request_is_refused_or_ended_where_gunicorn_ends_it(request, changes):
@@ -207,6 +210,7 @@ def test_a_mutated_request_is_refused_or_ended_where_gunicorn_ends_it(request, c
     assert_agreement(request)
 
 
+@pytest.mark.slow
 @AGREEMENT
 @given(requests(broken=True), st.data())
 def test_a_request_split_anywhere_gets_the_verdict_of_the_whole(request, data):
