@@ -25,7 +25,6 @@ murder_keepalived and notify, and uses gthread's poller, tpool, nr_conns and wor
 import ctypes
 import enum
 import errno
-import heapq
 import itertools
 import math
 import os
@@ -76,6 +75,7 @@ LINGER_S = 2.0  # after a last answer, how long a closing connection's unread by
 LINGER_BYTES = 64 * 1024
 MAX_PIECES = 64  # of an answer handed to one sendmsg (Linux takes up to 1,024)
 STUCK_AFTER_S = 1.0  # a request running longer than this stops the heartbeat (see notify)
+SWEEP_S = 0.25  # how often connections are checked against their deadlines
 
 
 class State(enum.Enum):
@@ -201,8 +201,7 @@ class RequestBufferingWorker(ThreadWorker):
 
     def init_process(self):
         self.connections: dict[Connection, None] = {}  # oldest first
-        self.deadlines: list[tuple[float, int, Connection]] = []  # a heap; stale entries are skipped
-        self.tie_breaker = itertools.count()
+        self.next_sweep = 0.0  # when murder_keepalived next looks for connections past their deadline
         self.running: set[Connection] = set()
         self.buffered = 0  # bytes held for requests, read or waiting for a thread
         self.buffered_high = 0  # the most held since memory was last given back
@@ -218,14 +217,8 @@ class RequestBufferingWorker(ThreadWorker):
     # The connection's state, deadline, watched events and share of the budget.
 
     def set_state(self, conn: Connection, state: State, deadline: float, events: int) -> None:
-        conn.state = state
-        self.set_deadline(conn, deadline)
+        conn.state, conn.deadline = state, deadline
         self.watch(conn, events)
-
-    def set_deadline(self, conn: Connection, deadline: float) -> None:
-        conn.deadline = deadline
-        if deadline < math.inf:
-            heapq.heappush(self.deadlines, (deadline, next(self.tie_breaker), conn))
 
     def watch(self, conn: Connection, events: int) -> None:
         if events == conn.events:
@@ -294,7 +287,7 @@ class RequestBufferingWorker(ThreadWorker):
         conn.framer, conn.continued, conn.since = self.new_framer(), False, now
         self.set_state(conn, State.READING, now + wait_s, selectors.EVENT_READ)
         if conn.buffer:
-            self.set_deadline(conn, min(conn.deadline, now + REQUEST_TIMEOUT_S))
+            conn.deadline = min(conn.deadline, now + REQUEST_TIMEOUT_S)
             self.check_request(conn)
         else:
             self.read(conn)  # a kept-alive connection's request is usually there already
@@ -311,7 +304,7 @@ class RequestBufferingWorker(ThreadWorker):
             return
         if not conn.buffer:  # the request's first byte: from now on it has REQUEST_TIMEOUT_S in all
             conn.since = time.monotonic()
-            self.set_deadline(conn, min(conn.deadline, conn.since + REQUEST_TIMEOUT_S))
+            conn.deadline = min(conn.deadline, conn.since + REQUEST_TIMEOUT_S)
         conn.buffer += data
         self.account(conn)
         self.buffered_high = max(self.buffered_high, self.buffered)
@@ -410,7 +403,7 @@ class RequestBufferingWorker(ThreadWorker):
                 self.close_gracefully(conn)
             return
         if progress:  # the deadline is for progress: a large answer to a slow network takes its time
-            self.set_deadline(conn, time.monotonic() + REQUEST_TIMEOUT_S)
+            conn.deadline = time.monotonic() + REQUEST_TIMEOUT_S
         self.watch(conn, selectors.EVENT_WRITE)
 
     def notify(self):
@@ -424,10 +417,14 @@ class RequestBufferingWorker(ThreadWorker):
         if not started or time.monotonic() - min(started) < STUCK_AFTER_S:
             super().notify()
 
-    # Deadlines: gthread's main loop calls this every second and on every event.
+    # Deadlines: gthread's main loop calls this on every turn, which is at least once a second.
 
     def murder_keepalived(self, force=False):
-        """Ends every connection past its deadline (all but the running ones when `force`)."""
+        """Ends every connection past its deadline (all but the running ones when `force`).
+
+        One look at every connection, at most every SWEEP_S: a thousand connections take well under a
+        millisecond, and a deadline is kept to within a second, as gthread's own loop keeps them.
+        """
         now = time.monotonic()
         if self.buffered_high - self.buffered > TRIM_AFTER_BYTES and self.buffered < self.buffered_high // 2:
             give_memory_back()
@@ -436,19 +433,17 @@ class RequestBufferingWorker(ThreadWorker):
             self.stopping = True
             for conn in self.connections:
                 if conn.state is State.READING:
-                    self.set_deadline(conn, min(conn.deadline, now + STOP_KEEPALIVE_LINGER))
-        if force:
-            for conn in [conn for conn in self.connections if conn.state is not State.RUNNING]:
-                self.close(conn)
+                    conn.deadline = min(conn.deadline, now + STOP_KEEPALIVE_LINGER)
+        if not force and now < self.next_sweep:
             return
-        while self.deadlines and self.deadlines[0][0] <= now:
-            deadline, _, conn = heapq.heappop(self.deadlines)
-            if conn.deadline != deadline or conn not in self.connections:
-                continue  # the connection moved on, or closed, since this deadline was set
-            if conn.state is State.READING and conn.buffer:
+        self.next_sweep = now + SWEEP_S
+        for conn in [conn for conn in self.connections if force or conn.deadline <= now]:
+            if conn.state is State.RUNNING:
+                continue
+            if conn.state is State.READING and conn.buffer and not force:
                 self.log.info("request from %s not whole after %g s: 408", conn.client, REQUEST_TIMEOUT_S)
                 self.end_with(conn, TIMEOUT_ANSWER)
-            else:  # idle, an answer not taken, or done draining
+            else:  # idle, an answer not taken, done draining, or stopping
                 self.close(conn)
 
     # Closing: without blocking the event loop.
