@@ -73,9 +73,20 @@ def exchange(port: int, data: bytes, wait: float = 10) -> tuple[bytes, float]:
 
 
 def answers(received: bytes) -> list[str]:
-    """The status lines of the answers in `received` (a 100 Continue is not an answer)."""
-    lines = [line for line in received.split(b"\r\n") if line.startswith(b"HTTP/1.")]
-    return [line.decode("latin-1") for line in lines if b" 100 " not in line]
+    """The status lines of the answers in `received`, one after the other, each head followed by its
+    Content-Length of body (a 100 Continue is not an answer); what follows the last is ignored."""
+    statuses = []
+    while (head_end := received.find(b"\r\n\r\n")) >= 0:
+        status, *fields = received[:head_end].decode("latin-1").split("\r\n")
+        lengths = [
+            int(value)
+            for name, _, value in (f.partition(":") for f in fields)
+            if name.lower() == "content-length"
+        ]
+        received = received[head_end + 4 + sum(lengths) :]
+        if " 100 " not in status:
+            statuses.append(status)
+    return statuses
 
 
 def cpu_seconds(pid: int) -> float:
