@@ -94,6 +94,8 @@ REFUSED = {
     "a folded field": (400, POST + b"X-A: 1\r\n 2\r\n\r\n"),
     "a bare LF in the head": (400, b"GET / HTTP/1.1\r\nHost: x\n\r\n"),
     "a bare CR in the head": (400, b"GET / HTTP/1.1\r\nHost: x\ry\r\n\r\n"),
+    "a bare LF before the head ends": (400, b"GET / HTTP/1.1\nHost: x"),
+    "a bare LF before the trailers end": (400, CHUNKED + b"0\r\nX-T: 1\nX-U"),
     "two Hosts": (400, b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"),
     "HTTP/2.0 in the request line": (400, b"GET / HTTP/2.0\r\n\r\n"),
     "a lower-case method": (400, b"get / HTTP/1.1\r\n\r\n"),
