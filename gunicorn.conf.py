@@ -1,7 +1,7 @@
 """gunicorn settings for `gunicorn app:app` (the Procfile's web command).
 
 PORT and WEB_CONCURRENCY come from the platform (Heroku sets both); HOST, GUNICORN_THREADS,
-GUNICORN_TIMEOUT and GUNICORN_REQUEST_TIMEOUT (read by webapp/worker.py) are ours. Like gunicorn
+GUNICORN_TIMEOUT and GUNICORN_REQUEST_TIMEOUT (read by server/worker.py) are ours. Like gunicorn
 itself, listen on every interface when the platform gives a PORT, else on loopback only.
 """
 
@@ -15,10 +15,10 @@ bind = [f"{host}:{port}"]
 # two fit a 512 MB dyno. A request is CPU work from start to end, so one thread per worker: more
 # threads add no throughput on the same cores, only waits for the GIL (measured under wrk on 2
 # cores: p99 14 ms with one thread, 24 ms with four; docs/performance.md). The worker is gthread's,
-# with its event loop reading each whole request before a thread serves it (webapp/worker.py), so
+# with its event loop reading each whole request before a thread serves it (server/worker.py), so
 # that no client's pace holds a thread: the app can face the internet without a buffering proxy.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "webapp.worker.RequestBufferingWorker"
+worker_class = "server.worker.RequestBufferingWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 
 # One BLAS thread per request thread: workers x threads already use the cores.

@@ -173,3 +173,9 @@ def procfile_server(command: list[str] | None = None, max_descriptors: int | Non
         output.seek(0)
         log.append(output.read().decode(errors="replace"))
         output.close()
+
+
+def head_and_body(answer: bytes) -> tuple[str, dict, bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}, body

@@ -47,10 +47,11 @@ PLATFORM_VARS = {"PORT"}  # set by Heroku on every dyno; app.json must not set i
 
 
 def setting_sources() -> list[Path]:
-    """The files the web dyno runs: gunicorn's settings, the entry point and the two packages."""
+    """The files the web dyno runs: gunicorn's settings, the entry point and the three packages."""
     return [
         ROOT / "app.py",
         ROOT / "gunicorn.conf.py",
+        *sorted((ROOT / "server").rglob("*.py")),
         *sorted((ROOT / "webapp").rglob("*.py")),
         *sorted((ROOT / "model").rglob("*.py")),
     ]

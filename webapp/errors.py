@@ -3,26 +3,13 @@
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from server.answers import SECURITY_HEADERS, error_body
 from webapp.validation import ApiError
-
-SECURITY_HEADERS = {
-    # No inline script or style anywhere: the page's one module and one stylesheet come from here.
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
-}
 
 
 def error_response(status: int, message: str, field: str | None = None, headers=None) -> Response:
-    body = {"error": message}
-    if field:
-        body["field"] = field
-    response = current_app.json.response(body)
-    response.status_code = status
+    """The body is the one the server's worker writes for the requests it refuses itself."""
+    response = Response(error_body(message, field or None), status=status, mimetype="application/json")
     if headers:
         response.headers.extend(headers)
     return response

@@ -6,8 +6,11 @@ tests check that each is answered and that one step past it is refused.
 """
 
 from model.net import IMAGE_SIZE, N_CLASSES
+from server import framing
 
-MAX_BODY_BYTES = 16 * 1024  # a full grid of labels written with 17 digits each still fits
+# A full grid of labels written with 17 digits each still fits. The worker's framer refuses a larger
+# body before the app sees it, with the app's own 413: one limit, one number.
+MAX_BODY_BYTES = framing.MAX_BODY_BYTES
 MAX_SCALE = 16
 MAX_GRID = 10  # rows (label vectors) or columns (seeds) of /grid: every digit in a row of its own
 MAX_GRID_PICTURES = 40  # rows x columns: all ten digits with four seeds

@@ -100,6 +100,8 @@ def body_bytes() -> bytes:
     one with a Content-Length instead of being cut at the limit.
     """
     limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if (request.content_length or 0) > limit:  # limit + 1 is refused whether or not the body came
+        raise RequestEntityTooLarge()
     try:
         data = get_input_stream(request.environ, max_content_length=limit + 1).read()
     except ClientDisconnected:
