@@ -292,13 +292,21 @@ class RequestBufferingWorker(ThreadWorker):
         else:
             self.read(conn)  # a kept-alive connection's request is usually there already
 
-    def read(self, conn: Connection) -> None:
+    @staticmethod
+    def receive(conn: Connection) -> bytes | None:
+        """What the client sent, up to RECV_BYTES: None when nothing is there yet, b"" when it
+        closed or reset the connection."""
         try:
-            data = conn.sock.recv(RECV_BYTES)
+            return conn.sock.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
-            return
+            return None
         except OSError:
-            data = b""
+            return b""
+
+    def read(self, conn: Connection) -> None:
+        data = self.receive(conn)
+        if data is None:
+            return
         if not data:  # the client closed, or reset, before its request was whole
             self.close(conn)
             return
@@ -473,12 +481,9 @@ class RequestBufferingWorker(ThreadWorker):
         self.set_state(conn, State.CLOSING, time.monotonic() + LINGER_S, selectors.EVENT_READ)
 
     def drain(self, conn: Connection) -> None:
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = self.receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.drained += len(data)
         if not data or conn.drained >= LINGER_BYTES:
             self.close(conn)

@@ -70,20 +70,19 @@ def unstyled_states(n: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
+def state_rows(fixture: dict[str, np.ndarray]):
+    """(labels, seed, seed_b, blend, style) of each of the fixture's states."""
+    names = ("labels", "seed", "seed_b", "blend", "style")
+    return zip(*(fixture[name] for name in names), strict=True)
+
+
 def server_states(fixture: dict[str, np.ndarray]) -> list:
     """The fixture's states as the server's State objects."""
     from webapp.state import State
 
     return [
         State(tuple(float(x) for x in labels), int(seed), int(seed_b), float(blend), tuple(map(float, style)))
-        for labels, seed, seed_b, blend, style in zip(
-            fixture["labels"],
-            fixture["seed"],
-            fixture["seed_b"],
-            fixture["blend"],
-            fixture["style"],
-            strict=True,
-        )
+        for labels, seed, seed_b, blend, style in state_rows(fixture)
     ]
 
 

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from agreement import FIXTURE, ROOT
+from agreement import FIXTURE, ROOT, state_rows
 from chromium import needs_chromium, new_page
 from PIL import Image
 
@@ -113,14 +113,7 @@ def test_the_page_computes_the_servers_noise_and_pixels_with_and_without_handwri
             "blend": float(blend),
             "style": style.tolist(),
         }
-        for labels, seed, seed_b, blend, style in zip(
-            fixture["labels"],
-            fixture["seed"],
-            fixture["seed_b"],
-            fixture["blend"],
-            fixture["style"],
-            strict=True,
-        )
+        for labels, seed, seed_b, blend, style in state_rows(fixture)
     ]
     weights_url = page.locator("#controls").get_attribute("data-weights-url")
     noise, pixels = page.evaluate(AGREEMENT, [weights_url, states])
@@ -132,21 +125,28 @@ def test_the_page_computes_the_servers_noise_and_pixels_with_and_without_handwri
     assert page.problems == []
 
 
-def test_a_drag_is_drawn_in_the_page_and_the_server_is_asked_when_it_ends(page, server_url):
+def dragged_without_release(page, server_url: str, slider: str, seconds: float):
+    """The page with the four seeds shown and `slider` dragged for `seconds`, not yet let go: every
+    frame drawn in the page, nothing asked of the server. The page's last picture, and the list
+    that collects the /grid requests' bodies from now on."""
     open_page(page, server_url)
     page.locator("#show-seeds").check()
     page.wait_for_load_state("networkidle")
     page.generate_requests.clear()
     grids = []
-    page.on("request", lambda r: r.url.endswith("/grid") and grids.append(r.url))
+    page.on("request", lambda r: r.url.endswith("/grid") and grids.append(r.post_data_json))
 
-    drag = scripted_drag(page, "label-3", seconds=3.0, release=False)
+    drag = scripted_drag(page, slider, seconds=seconds, release=False)
     local_picture = np.array(page.evaluate(CANVAS_GREYS), np.uint8).reshape(28, 28)
     page.wait_for_timeout(300)  # time for a request the drag might have started to show
-    assert drag["seconds"] >= 3.0 and drag["localPictures"] == drag["pictures"]
+    assert drag["seconds"] >= seconds and drag["localPictures"] == drag["pictures"]
     assert drag["picturesPerSecond"] >= ROBUST_PICTURES_PER_SECOND, drag
     assert page.generate_requests == [] and grids == []  # nothing asked of the server while dragging
+    return local_picture, grids
 
+
+def test_a_drag_is_drawn_in_the_page_and_the_server_is_asked_when_it_ends(page, server_url):
+    local_picture, grids = dragged_without_release(page, server_url, "label-3", 3.0)
     page.locator("#label-3").dispatch_event("change")  # the drag ends
     png = settled_on_the_servers_png(page)
     assert len(page.generate_requests) == 1 and len(grids) == 1  # the settled state, once each
@@ -158,20 +158,7 @@ def test_a_drag_is_drawn_in_the_page_and_the_server_is_asked_when_it_ends(page, 
 
 
 def test_a_handwriting_slider_is_drawn_here_while_dragged_and_the_server_agrees(page, server_url):
-    open_page(page, server_url)
-    page.locator("#show-seeds").check()
-    page.wait_for_load_state("networkidle")
-    page.generate_requests.clear()
-    grids = []
-    page.on("request", lambda r: r.url.endswith("/grid") and grids.append(r.post_data_json))
-
-    drag = scripted_drag(page, "slant", seconds=2.0, release=False)  # from 0 to 1
-    local_picture = np.array(page.evaluate(CANVAS_GREYS), np.uint8).reshape(28, 28)
-    assert (
-        drag["localPictures"] == drag["pictures"] and drag["picturesPerSecond"] >= ROBUST_PICTURES_PER_SECOND
-    )
-    assert page.generate_requests == [] and grids == []
-
+    local_picture, grids = dragged_without_release(page, server_url, "slant", 2.0)  # from 0 to 1
     slant = float(page.locator("#slant").input_value())  # where the drag's last frame left it
     page.locator("#slant").dispatch_event("change")
     png = settled_on_the_servers_png(page)
