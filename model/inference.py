@@ -13,6 +13,7 @@ about 1e-16, and docs/operations.md counts how rarely that can still happen. The
 readings, rounded to six decimals, stay float32.
 """
 
+import functools
 import hashlib
 
 import chainer
@@ -27,6 +28,7 @@ ARITHMETIC = "folded-float64"  # how weights become pixels: part of every pictur
 HANDWRITING_ARRAY = "handwriting"  # the generator's handwriting directions (3, z_size), when it has them
 
 
+@functools.cache  # asked on every GET /generate
 def pictures_version(weights_sha256: str) -> str:
     """The version that names the pictures of these weights in URLs and ETags (cached for a year):
     it changes with the weights and with ARITHMETIC, so no cache keeps an old picture under it."""
