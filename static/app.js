@@ -159,13 +159,16 @@ class LiveImage {
       const response = await fetch(request.url, { ...request.init, signal: controller.signal });
       if (!response.ok) throw new Error(await errorText(response));
       const answer = await this.read(response);
+      // A jump aborts the request in flight, but a reply already read cannot be: it must not land
+      // over the newer one (nor keep that one from showing).
+      if (this.controller !== controller) return;
       const img = this.show(answer.src);
       img.hidden = false;
       this.errorBox.hidden = true;
       this.errorBox.textContent = "";
       this.onShown(request, response, answer);
     } catch (error) {
-      if (error.name === "AbortError") return;
+      if (error.name === "AbortError" || this.controller !== controller) return;
       this.errorBox.textContent = `The server could not draw this: ${error.message}`;
       this.errorBox.hidden = false;
     } finally {
@@ -361,7 +364,9 @@ function render(jump, settle) {
   const drawnHere = localDrawing !== null && drawLocally(url, state);
   if (drawnHere && !settle) return; // the server is asked when the controls settle
   jump ||= drawnHere; // a settled state replaces whatever older one is being asked for
-  if (!(drawnHere && url === serverShown?.key)) {
+  // Ask the server unless its own picture of this very state is back on screen (drawLocally then
+  // hid the canvas): a reply for another state may still be in flight and would land over it.
+  if (!(drawnHere && localCanvas.hidden)) {
     const init = { headers: { Accept: "application/json" } }; // the picture with what the classifier reads
     digit.update({ key: url, url, init, state }, { jump });
   }

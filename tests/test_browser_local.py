@@ -2,7 +2,9 @@
 server's picture once the controls settle; without the weights the page works as it did."""
 
 import base64
+import contextlib
 import io
+import re
 
 import numpy as np
 import pytest
@@ -179,6 +181,32 @@ def test_a_handwriting_slider_is_drawn_here_while_dragged_and_the_server_agrees(
     page.get_by_role("link", name="Preset 3", exact=True).click()  # a preset starts from the seed's own hand
     settled_on_the_servers_png(page)
     assert [page.locator(f"#{name}").input_value() for name in ("slant", "thickness", "width")] == ["0"] * 3
+    assert page.problems == []
+
+
+def test_back_on_a_state_while_a_reply_for_another_is_on_its_way_the_server_is_asked_again(page, server_url):
+    """The server's picture of a state came, the controls moved on (that reply held back) and came
+    back: the page draws the state itself and must ask the server again, else the held reply lands
+    and leaves the page's own drawing on top for good."""
+    open_page(page, server_url)
+    page.locator("#label-3").focus()
+    page.keyboard.press("PageUp")  # 0.1, settled: the server's picture of it is on screen
+    settled_on_the_servers_png(page)
+    held = []
+    page.route(re.compile(r"/generate\?labels=0%2C0%2C0%2C0\.2%2C"), lambda route: held.append(route))
+    page.keyboard.press("PageUp")  # 0.2, whose reply waits
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "the page never asked for 0.2"
+    page.keyboard.press("PageDown")  # back to 0.1, drawn in the page
+    page.wait_for_timeout(100)
+    from playwright.sync_api import Error as PlaywrightError  # the page fixture needs playwright already
+
+    with contextlib.suppress(PlaywrightError):  # the page may have aborted it: nothing to let through
+        held[0].continue_()
+    settled_on_the_servers_png(page)
     assert page.problems == []
 
 
