@@ -21,6 +21,7 @@ grey level).
 """
 
 import argparse
+import copy
 import json
 
 import numpy as np
@@ -31,6 +32,7 @@ from model.export import load_generator
 from model.images import to_uint8
 from model.inference import HALF, IMAGE_SIZE, QUARTER, FoldedGenerator
 from model.sampling import seeds_noise
+from webapp.browser_weights import ARRAY_NAMES
 
 UNIT_ROUNDOFF = {np.float64: 2.0**-53, np.float32: 2.0**-24}
 DECONVOLUTION = ((2, 2), (1, 1))  # both layers: stride 2, padding 1
@@ -51,16 +53,11 @@ def page_states(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def forward(gen: FoldedGenerator, z: np.ndarray, labels: np.ndarray, dtype) -> np.ndarray:
-    """255 v in `dtype`: the folded generator's arithmetic with its float32 weights in that type."""
-    w = {name: getattr(gen, name).astype(dtype) for name in ("fc_w", "fc_b", "label_affine")}
-    z, labels = z.astype(dtype), labels.astype(dtype)
-    gain0, bias0, gain1, bias1 = np.split(labels @ w["label_affine"], gen.split, axis=1)
-    h = np.maximum((np.concatenate((z, labels), axis=1) @ w["fc_w"] + w["fc_b"]) * (gain0 + 1) + bias0, 0)
-    h = h.reshape(len(z), gen.ch, QUARTER, QUARTER)
-    h = deconvolve(h, gen.dc1_taps.astype(dtype), gen.dc1_b.astype(dtype), *DECONVOLUTION, (HALF, HALF))
-    h = np.maximum(h * (gain1 + 1)[:, :, None, None] + bias1[:, :, None, None], 0)
-    h = deconvolve(h, gen.dc2_taps.astype(dtype), gen.dc2_b.astype(dtype), *DECONVOLUTION, (IMAGE_SIZE,) * 2)
-    return 255 * (np.tanh(h / 2) / 2 + dtype(0.5))
+    """255 v in `dtype`: the served folded generator with its float32 weights cast to that type."""
+    in_dtype = copy.copy(gen)
+    for name in ARRAY_NAMES:
+        setattr(in_dtype, name, getattr(gen, name).astype(dtype))
+    return 255 * in_dtype(z, labels)
 
 
 def rounding_bound(gen: FoldedGenerator, z: np.ndarray, labels: np.ndarray, unit: float) -> np.ndarray:

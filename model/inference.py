@@ -83,9 +83,10 @@ class FoldedGenerator:
         self.handwriting = None if directions is None else float32_values(directions)
 
     def __call__(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """float64 images; the inputs are taken as float32, as the noise rule and the page give them."""
-        z = float32_values(z)
-        labels = float32_values(labels)
+        """float64 images; the inputs are taken as float32, as the noise rule and the page give them.
+        (Computed in the weights' type: bench/pixel_edges.py casts them to measure other widths.)"""
+        z = np.asarray(z, np.float32).astype(self.fc_w.dtype)
+        labels = np.asarray(labels, np.float32).astype(self.fc_w.dtype)
         n = len(z)
         h = np.concatenate((z, labels), axis=1) @ self.fc_w
         h += self.fc_b

@@ -146,15 +146,16 @@ def test_each_frame_of_a_morph_is_the_single_picture_of_its_noise_and_labels(shi
 
 
 def test_the_rounding_bound_holds_and_describes_the_served_arithmetic(shipped):
-    """docs/operations.md's argument rests on bench/pixel_edges.py: its forward pass is the served
-    one, and its bound covers what float64 and float32 sums really do against extended precision."""
+    """docs/operations.md's argument rests on bench/pixel_edges.py: its float64 forward pass is the
+    served one, and its bound covers what float64 and float32 sums really do against extended
+    precision."""
     if np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant:
         pytest.skip("numpy.longdouble is float64 on this machine: nothing more precise to compare with")
     _, gen = shipped
     z, labels = page_states(12, seed=1)
     exact = forward(gen, z, labels, np.longdouble)
     served = forward(gen, z, labels, np.float64)
-    np.testing.assert_allclose(served, 255 * gen(z, labels), rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(served, 255 * gen(z, labels))
     for dtype, unit in UNIT_ROUNDOFF.items():
         moved = np.abs(forward(gen, z, labels, dtype).astype(np.longdouble) - exact)
         bound = rounding_bound(gen, z, labels, unit)
