@@ -21,7 +21,6 @@ grey level).
 """
 
 import argparse
-import copy
 import json
 
 import numpy as np
@@ -32,7 +31,6 @@ from model.export import load_generator
 from model.images import to_uint8
 from model.inference import HALF, IMAGE_SIZE, QUARTER, FoldedGenerator
 from model.sampling import seeds_noise
-from webapp.browser_weights import ARRAY_NAMES
 
 UNIT_ROUNDOFF = {np.float64: 2.0**-53, np.float32: 2.0**-24}
 DECONVOLUTION = ((2, 2), (1, 1))  # both layers: stride 2, padding 1
@@ -52,12 +50,9 @@ def page_states(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return seeds_noise(rng.integers(0, 2**32, n)), labels.astype(np.float32)
 
 
-def forward(gen: FoldedGenerator, z: np.ndarray, labels: np.ndarray, dtype) -> np.ndarray:
-    """255 v in `dtype`: the served folded generator with its float32 weights cast to that type."""
-    in_dtype = copy.copy(gen)
-    for name in ARRAY_NAMES:
-        setattr(in_dtype, name, getattr(gen, name).astype(dtype))
-    return 255 * in_dtype(z, labels)
+def forward(gen: FoldedGenerator, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """255 v in gen's arithmetic: the served folded generator, its float32 weights in that type."""
+    return 255 * gen(z, labels)
 
 
 def rounding_bound(gen: FoldedGenerator, z: np.ndarray, labels: np.ndarray, unit: float) -> np.ndarray:
@@ -103,10 +98,10 @@ def edges(values: np.ndarray) -> np.ndarray:
     return np.abs(values - np.floor(values) - 0.5)
 
 
-def measure(gen, z, labels, dtype, reference=None) -> dict:
-    """Moves measured here for `dtype`; with the extended-precision `reference`, the bound too."""
-    batched = forward(gen, z, labels, dtype)
-    single = np.concatenate([forward(gen, z[i : i + 1], labels[i : i + 1], dtype) for i in range(len(z))])
+def measure(gen: FoldedGenerator, z, labels, reference=None) -> dict:
+    """Moves measured here for gen's arithmetic; with the extended-precision `reference`, the bound too."""
+    batched = forward(gen, z, labels)
+    single = np.concatenate([forward(gen, z[i : i + 1], labels[i : i + 1]) for i in range(len(z))])
     largest = float(np.abs(single.astype(np.float64) - batched).max())
     differing = (to_uint8(single / 255) != to_uint8(batched / 255)).any(axis=(1, 2))
     result = {"moved": {"batch_1_vs_all": largest}, "pictures_differing_batch_1_vs_all": int(differing.sum())}
@@ -114,7 +109,7 @@ def measure(gen, z, labels, dtype, reference=None) -> dict:
         return result
     largest = max(largest, float(np.abs(batched.astype(np.longdouble) - reference).max()))
     result["moved"]["vs_extended_precision"] = float(np.abs(batched.astype(np.longdouble) - reference).max())
-    bound = rounding_bound(gen, z, labels, UNIT_ROUNDOFF[dtype])
+    bound = rounding_bound(gen, z, labels, UNIT_ROUNDOFF[gen.dtype])
     distance = edges(batched.astype(np.float64))
     density = np.count_nonzero(distance < 1e-3) / (2e-3 * distance.size)  # per pixel and grey level
     per_picture = IMAGE_SIZE**2 * 2 * density
@@ -137,15 +132,15 @@ def main() -> None:
     parser.add_argument("--states", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    gen = FoldedGenerator(load_generator(args.weights)[0])
+    chainer_gen = load_generator(args.weights)[0]
     z, labels = page_states(args.states, args.seed)
-    reference = forward(gen, z, labels, np.longdouble)
+    reference = forward(FoldedGenerator(chainer_gen, np.longdouble), z, labels)
     result = {
         "benchmark": "pixel_edges",
         "states": args.states,
         "pixels": args.states * IMAGE_SIZE**2,
-        "float64": measure(gen, z, labels, np.float64, reference),
-        "float32": measure(gen, z, labels, np.float32),
+        "float64": measure(FoldedGenerator(chainer_gen), z, labels, reference),
+        "float32": measure(FoldedGenerator(chainer_gen, np.float32), z, labels),
         "machine": machine_info(),
     }
     print(json.dumps(result, indent=2))

@@ -20,7 +20,7 @@ import chainer
 import numpy as np
 
 from model.classifier import Classifier
-from model.cpu_kernels import convolve, deconvolve, tap_matrices
+from model.cpu_kernels import convolve, tap_matrices
 from model.net import IMAGE_SIZE, Generator
 
 HALF, QUARTER = IMAGE_SIZE // 2, IMAGE_SIZE // 4  # picture sides after and before the first deconvolution
@@ -39,10 +39,10 @@ def cpu_float64(array) -> np.ndarray:
     return chainer.backends.cuda.to_cpu(array).astype(np.float64)
 
 
-def float32_values(array) -> np.ndarray:
-    """`array` rounded to float32, as a contiguous float64 array: the weights the page downloads
+def float32_values(array, dtype: type = np.float64) -> np.ndarray:
+    """`array` rounded to float32, as a contiguous array of `dtype`: the weights the page downloads
     as float32 (webapp/browser_weights.py) are then the very numbers the server computes with."""
-    return np.ascontiguousarray(np.asarray(chainer.backends.cuda.to_cpu(array), np.float32), np.float64)
+    return np.ascontiguousarray(np.asarray(chainer.backends.cuda.to_cpu(array), np.float32), dtype)
 
 
 def folded_normalization(bn: chainer.links.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
@@ -60,33 +60,36 @@ class FoldedGenerator:
     """gen's (noise, labels) -> images (n, 1, 28, 28) in [0, 1], computed with NumPy in float64.
 
     Per layer, batch norm's scale and shift go into the weights and bias; the label-dependent gain
-    and bias stay, as one small product of the labels.
+    and bias stay, as one small product of the labels. `fc_w` ... `dc2_b` are the page's arrays
+    (webapp/browser_weights.py); the transposed convolutions compute with `spread_matrix`'s layout of
+    the same numbers. `dtype` is the arithmetic: the app serves float64 (ARITHMETIC), and
+    bench/pixel_edges.py measures others.
     """
 
-    def __init__(self, gen: Generator):
-        self.z_size, self.ch, self.n_classes = gen.z_size, gen.ch, gen.n_classes
+    def __init__(self, gen: Generator, dtype: type = np.float64):
+        self.z_size, self.ch, self.n_classes, self.dtype = gen.z_size, gen.ch, gen.n_classes, dtype
         scale0, shift0 = folded_normalization(gen.bn0.bn)
         scale1, shift1 = folded_normalization(gen.bn1.bn)
         fc_w, fc_b = cpu_float64(gen.fc.W.array), cpu_float64(gen.fc.b.array)
-        self.fc_w = float32_values((fc_w * scale0[:, None]).T)  # (z + labels, ch*49)
-        self.fc_b = float32_values(fc_b * scale0 + shift0)
+        self.fc_w = float32_values((fc_w * scale0[:, None]).T, dtype)  # (z + labels, ch*49)
+        self.fc_b = float32_values(fc_b * scale0 + shift0, dtype)
         dc1_w, dc1_b = cpu_float64(gen.dc1.W.array), cpu_float64(gen.dc1.b.array)
-        self.dc1_taps = tap_matrices(float32_values(dc1_w * scale1[None, :, None, None]))
-        self.dc1_b = float32_values(dc1_b * scale1 + shift1)
-        self.dc2_taps = tap_matrices(float32_values(gen.dc2.W.array))
-        self.dc2_b = float32_values(gen.dc2.b.array)
+        self.dc1_taps = tap_matrices(float32_values(dc1_w * scale1[None, :, None, None], dtype))
+        self.dc1_b = float32_values(dc1_b * scale1 + shift1, dtype)
+        self.dc2_taps = tap_matrices(float32_values(gen.dc2.W.array, dtype))
+        self.dc2_b = float32_values(gen.dc2.b.array, dtype)
+        self.spread_matrices = spread_matrix(self.dc1_taps), spread_matrix(self.dc2_taps)
         parts = [gen.bn0.gain, gen.bn0.bias, gen.bn1.gain, gen.bn1.bias]  # rows: the labels
-        self.label_affine = float32_values(np.concatenate([cpu_float64(p.W.array) for p in parts]).T)
+        self.label_affine = float32_values(np.concatenate([cpu_float64(p.W.array) for p in parts]).T, dtype)
         size0, size1 = len(self.fc_b), len(self.dc1_b)
         self.split = [size0, 2 * size0, 2 * size0 + size1]  # gain0 | bias0 | gain1 | bias1
         directions = getattr(gen, HANDWRITING_ARRAY, None)  # model/handwriting.py moves the noise along them
         self.handwriting = None if directions is None else float32_values(directions)
 
     def __call__(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """float64 images; the inputs are taken as float32, as the noise rule and the page give them.
-        (Computed in the weights' type: bench/pixel_edges.py casts them to measure other widths.)"""
-        z = np.asarray(z, np.float32).astype(self.fc_w.dtype)
-        labels = np.asarray(labels, np.float32).astype(self.fc_w.dtype)
+        """Images in `dtype`; the inputs are taken as float32, as the noise rule and the page give them."""
+        z = np.asarray(z, np.float32).astype(self.dtype)
+        labels = np.asarray(labels, np.float32).astype(self.dtype)
         n = len(z)
         h = np.concatenate((z, labels), axis=1) @ self.fc_w
         h += self.fc_b
@@ -94,13 +97,50 @@ class FoldedGenerator:
         h *= gain0 + 1
         h += bias0
         np.maximum(h, 0, out=h)
-        h = h.reshape(n, self.ch, QUARTER, QUARTER)
-        h = deconvolve(h, self.dc1_taps, self.dc1_b, (2, 2), (1, 1), (HALF, HALF))
-        h *= (gain1 + 1)[:, :, None, None]
-        h += bias1[:, :, None, None]
+        h = np.ascontiguousarray(h.reshape(n, self.ch, QUARTER, QUARTER).transpose(0, 2, 3, 1))
+        h = spread(h, self.spread_matrices[0])  # (n, 14, 14, ch / 2): channels last from here on
+        h += self.dc1_b
+        h *= (gain1 + 1)[:, None, None, :]
+        h += bias1[:, None, None, :]
         np.maximum(h, 0, out=h)
-        h = deconvolve(h, self.dc2_taps, self.dc2_b, (2, 2), (1, 1), (IMAGE_SIZE, IMAGE_SIZE))
+        h = spread(h, self.spread_matrices[1])
+        h += self.dc2_b
+        h = h.transpose(0, 3, 1, 2)
         return np.tanh(h * 0.5) * 0.5 + 0.5  # Chainer's sigmoid: tanh(x / 2) / 2 + 1 / 2
+
+
+def spread_matrix(taps: np.ndarray) -> np.ndarray:
+    """A 4x4 transposed convolution's tap_matrices (4, 4, oc, c) as one (c, 16 oc) matrix for
+    `spread`, its columns ordered (kernel row // 2, kernel column // 2, row % 2, column % 2, oc)."""
+    oc, c = taps.shape[2:]
+    by_parity = taps.reshape(2, 2, 2, 2, oc, c)  # (row // 2, row % 2, column // 2, column % 2, ...)
+    return np.ascontiguousarray(by_parity.transpose(5, 0, 2, 1, 3, 4).reshape(c, -1))
+
+
+def spread(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """The generator's transposed convolution (4x4 kernel, stride 2, padding 1) without its bias, on
+    channels-last x (n, h, w, c) -> (n, 2h, 2w, oc), with `matrix` = spread_matrix(taps).
+
+    Output pixel (2q + a, 2p + b) takes kernel row 1 - a + 2 dy from input row q + a - dy (dy in
+    0, 1), and the columns alike. So one BLAS product gives every input pixel's 16 taps, four
+    shifted sums (dy, dx) gather them into the (h + 1, w + 1) grid of each tap parity, and the
+    parities interleave into the output. Unlike model/cpu_kernels.deconvolve (laid out for
+    training's batches), nothing is computed for padding columns, and the sums run along the
+    contiguous channels instead of short rows: about an eighth faster at batch 1
+    (docs/performance.md).
+    """
+    n, h, w, c = x.shape
+    taps = (x.reshape(-1, c) @ matrix).reshape(n, h, w, 4, -1)
+    sums = np.zeros((n, h + 1, w + 1, taps.shape[-1]), x.dtype)
+    for k, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        sums[:, dy : dy + h, dx : dx + w] += taps[:, :, :, k]
+    sums = sums.reshape(n, h + 1, w + 1, 2, 2, -1)
+    out = np.empty((n, 2 * h, 2 * w, sums.shape[-1]), x.dtype)
+    by_parity = out.reshape(n, h, 2, w, 2, -1)
+    for a in (0, 1):  # even output rows take the kernel's odd rows, from the grid's first h rows
+        for b in (0, 1):
+            by_parity[:, :, a, :, b] = sums[:, a : a + h, b : b + w, 1 - a, 1 - b]
+    return out
 
 
 class FoldedClassifier:

@@ -23,7 +23,9 @@ from agreement import FIXTURE, ROOT
 from PIL import Image
 
 from bench.pixel_edges import UNIT_ROUNDOFF, forward, page_states, rounding_bound
+from model.export import load_generator
 from model.images import to_uint8
+from model.inference import FoldedGenerator
 from model.sampling import generate
 from webapp import create_app
 from webapp.state import State, morph_frames
@@ -151,12 +153,12 @@ def test_the_rounding_bound_holds_and_describes_the_served_arithmetic(shipped):
     precision."""
     if np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant:
         pytest.skip("numpy.longdouble is float64 on this machine: nothing more precise to compare with")
-    _, gen = shipped
+    _, served = shipped
+    chainer_gen = load_generator(ROOT / "weights")[0]
     z, labels = page_states(12, seed=1)
-    exact = forward(gen, z, labels, np.longdouble)
-    served = forward(gen, z, labels, np.float64)
-    np.testing.assert_array_equal(served, 255 * gen(z, labels))
+    exact = forward(FoldedGenerator(chainer_gen, np.longdouble), z, labels)
+    np.testing.assert_array_equal(forward(FoldedGenerator(chainer_gen), z, labels), 255 * served(z, labels))
     for dtype, unit in UNIT_ROUNDOFF.items():
-        moved = np.abs(forward(gen, z, labels, dtype).astype(np.longdouble) - exact)
-        bound = rounding_bound(gen, z, labels, unit)
+        moved = np.abs(forward(FoldedGenerator(chainer_gen, dtype), z, labels).astype(np.longdouble) - exact)
+        bound = rounding_bound(served, z, labels, unit)
         assert (moved <= bound).all() and moved.max() > 0, dtype
