@@ -93,15 +93,16 @@ class FoldedGenerator:
         n = len(z)
         h = np.concatenate((z, labels), axis=1) @ self.fc_w
         h += self.fc_b
-        gain0, bias0, gain1, bias1 = np.split(labels @ self.label_affine, self.split, axis=1)
-        h *= gain0 + 1
-        h += bias0
+        affine = labels @ self.label_affine
+        gain0_end, bias0_end, gain1_end = self.split
+        h *= affine[:, :gain0_end] + 1  # slices: np.split's Python took 2% of a picture's time
+        h += affine[:, gain0_end:bias0_end]
         np.maximum(h, 0, out=h)
         h = np.ascontiguousarray(h.reshape(n, self.ch, QUARTER, QUARTER).transpose(0, 2, 3, 1))
         h = spread(h, self.spread_matrices[0])  # (n, 14, 14, ch / 2): channels last from here on
         h += self.dc1_b
-        h *= (gain1 + 1)[:, None, None, :]
-        h += bias1[:, None, None, :]
+        h *= (affine[:, bias0_end:gain1_end] + 1)[:, None, None, :]
+        h += affine[:, None, None, gain1_end:]
         np.maximum(h, 0, out=h)
         h = spread(h, self.spread_matrices[1])
         h += self.dc2_b
