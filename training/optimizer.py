@@ -1,7 +1,7 @@
 """Adam over a whole network in one step: Chainer's numbers, a handful of array calls.
 
 Chainer's Adam steps each parameter on its own, through an update rule's hooks, device scopes and
-state checks, and on the CPU makes nine temporaries the size of each weight. Here a network's
+state checks, and on the CPU makes ten temporaries the size of each weight. Here a network's
 weights and Adam's two moments are views into one contiguous array each, so a step gathers the
 gradients into one array and updates all the weights at once, in place (docs/performance.md has
 the times).
