@@ -25,7 +25,9 @@ class FlatAdamRule(AdamRule):
             return super().update_core_cpu(param)
         self._check_eps(np.float32)
         weights, grad, m, v = param.array, param.grad, self.state["m"], self.state["v"]
-        work = self.state.setdefault("work", np.empty_like(weights))
+        work = self.state.get("work")
+        if work is None:  # kept for the next step
+            work = self.state["work"] = np.empty_like(weights)
         # m += (1 - beta1) * (grad - m)
         np.subtract(grad, m, out=work)
         if hp.beta1:
