@@ -18,6 +18,7 @@ times max(output > 0, slope), which is 1 or the slope: NumPy's where() and maske
 every element and take ten times as long on a mixed mask.
 """
 
+import chainer
 import numpy as np
 from chainer.functions.activation import leaky_relu
 from chainer.functions.connection import convolution_2d, deconvolution_2d
@@ -25,6 +26,7 @@ from chainer.functions.connection import convolution_2d, deconvolution_2d
 _ORIGINAL = {
     "conv": convolution_2d.Convolution2DFunction._forward_cpu_core,
     "grad_w": convolution_2d.Convolution2DGradW._forward_cpu_core,
+    "grad_w_init": convolution_2d.Convolution2DGradW.__init__,
     "deconv": deconvolution_2d.Deconvolution2DFunction._forward_cpu_core,
     "leaky_relu": leaky_relu.LeakyReLU.forward_cpu,
     "leaky_relu_grad": leaky_relu._LeakyReLUGrad.forward_cpu,
@@ -61,15 +63,25 @@ def conv_forward(self, x, W, b):
     """Convolution2DFunction on the CPU: W (oc, c, kh, kw) over x (n, c, h, w)."""
     if not _handled(self):
         return _ORIGINAL["conv"](self, x, W, b)
-    out_size = self._get_out_size(x.shape, W.shape)
-    return (convolve(x, W, b, (self.sy, self.sx), (self.ph, self.pw), out_size),)
+    oh, ow = self._get_out_size(x.shape, W.shape)
+    columns = phase_columns(x, *W.shape[2:], self.sy, self.sx, self.ph, self.pw, oh, ow)
+    if chainer.config.enable_backprop:  # the weight gradient, where one is asked for, reads them again
+        self.phase_columns = (x, columns)
+    return (convolve_columns(columns, x, W, b, (oh, ow)),)
 
 
 def convolve(x: np.ndarray, W: np.ndarray, b, stride: tuple, pad: tuple, out_size: tuple) -> np.ndarray:
     """The convolution of x (n, c, h, w) by W (oc, c, kh, kw), plus bias b (oc,) or None: one BLAS product."""
-    out_c, _, kh, kw = W.shape
     (sy, sx), (ph, pw), (oh, ow) = stride, pad, out_size
-    col, wq = phase_columns(x, kh, kw, sy, sx, ph, pw, oh, ow)
+    columns = phase_columns(x, *W.shape[2:], sy, sx, ph, pw, oh, ow)
+    return convolve_columns(columns, x, W, b, out_size)
+
+
+def convolve_columns(columns: tuple, x: np.ndarray, W: np.ndarray, b, out_size: tuple) -> np.ndarray:
+    """convolve() given phase_columns() of x."""
+    col, wq = columns
+    out_c = len(W)
+    oh, ow = out_size
     y = (W.reshape(out_c, -1) @ col).reshape(out_c, len(x), oh, wq)[..., :ow]
     y = np.ascontiguousarray(y.transpose(1, 0, 2, 3), dtype=x.dtype)
     if b is not None:
@@ -82,7 +94,11 @@ def conv_grad_w(self, x, gy):
     if not _handled(self):
         return _ORIGINAL["grad_w"](self, x, gy)
     n, out_c, oh, ow = gy.shape
-    col, wq = phase_columns(x, self.kh, self.kw, self.sy, self.sx, self.ph, self.pw, oh, ow)
+    kept, self.phase_columns = getattr(self, "phase_columns", None), None
+    if kept is not None and kept[0] is x:  # the forward pass's columns of the same input
+        col, wq = kept[1]
+    else:
+        col, wq = phase_columns(x, self.kh, self.kw, self.sy, self.sx, self.ph, self.pw, oh, ow)
     gy_rows = np.zeros((out_c, n, oh, wq), gy.dtype)  # the dropped columns get no gradient
     gy_rows[..., :ow] = gy.transpose(1, 0, 2, 3)
     gW = gy_rows.reshape(out_c, -1) @ col.T
@@ -168,6 +184,12 @@ def leaky_relu_gradient(self, inputs):
     return (gx,)
 
 
+def grad_w_init(self, conv2d, *args):
+    """Convolution2DGradW's constructor, also taking the columns that the forward pass kept."""
+    _ORIGINAL["grad_w_init"](self, conv2d, *args)
+    self.phase_columns, conv2d.phase_columns = getattr(conv2d, "phase_columns", None), None
+
+
 def _handled(function) -> bool:
     """The case these kernels cover; iDeep, dilation and cover_all stay with Chainer."""
     return (
@@ -181,6 +203,7 @@ def install() -> None:
     """Use these kernels for every CPU convolution and leaky ReLU from now on (idempotent)."""
     convolution_2d.Convolution2DFunction._forward_cpu_core = conv_forward
     convolution_2d.Convolution2DGradW._forward_cpu_core = conv_grad_w
+    convolution_2d.Convolution2DGradW.__init__ = grad_w_init
     deconvolution_2d.Deconvolution2DFunction._forward_cpu_core = deconv_forward
     leaky_relu.LeakyReLU.forward_cpu = leaky_relu_forward
     leaky_relu._LeakyReLUGrad.forward_cpu = leaky_relu_gradient
@@ -190,6 +213,7 @@ def uninstall() -> None:
     """Back to Chainer's own kernels (for comparisons)."""
     convolution_2d.Convolution2DFunction._forward_cpu_core = _ORIGINAL["conv"]
     convolution_2d.Convolution2DGradW._forward_cpu_core = _ORIGINAL["grad_w"]
+    convolution_2d.Convolution2DGradW.__init__ = _ORIGINAL["grad_w_init"]
     deconvolution_2d.Deconvolution2DFunction._forward_cpu_core = _ORIGINAL["deconv"]
     leaky_relu.LeakyReLU.forward_cpu = _ORIGINAL["leaky_relu"]
     leaky_relu._LeakyReLUGrad.forward_cpu = _ORIGINAL["leaky_relu_grad"]

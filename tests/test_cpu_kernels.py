@@ -6,6 +6,7 @@ import chainer
 import chainer.functions as F
 import numpy as np
 import pytest
+from chainer.functions.connection import convolution_2d
 
 from model import cpu_kernels
 
@@ -69,4 +70,38 @@ def test_fast_leaky_relu_is_bitwise_chainers(slope):
     expected, got = chainers_and_ours(lambda: leaky_outputs_and_gradients(x, w, slope))
     for want, have in zip(expected, got, strict=True):
         assert have.dtype == want.dtype
+        np.testing.assert_array_equal(have, want)
+
+
+def test_the_weight_gradient_reads_the_forward_pass_columns_and_gets_the_same_bits(monkeypatch):
+    """The forward pass's columns of x are kept for the weight gradient: one phase_columns() a
+    convolution instead of two, the gradients as from columns computed again."""
+    rng = np.random.RandomState(2)
+    arrays = [rng.randn(*shape).astype(np.float32) for shape in ((4, 64, 14, 14), (128, 64, 4, 4), (128,))]
+    calls = []
+    counted = cpu_kernels.phase_columns
+    monkeypatch.setattr(cpu_kernels, "phase_columns", lambda *args: calls.append(args[1:]) or counted(*args))
+
+    def gradients(keep: bool) -> list[np.ndarray]:
+        x, W, b = (chainer.Variable(a.copy()) for a in arrays)
+        y = F.convolution_2d(x, W, b, 2, 1)
+        if not keep:
+            y.creator.phase_columns = None
+        F.sum(y * y).backward()
+        return [x.grad, W.grad, b.grad]
+
+    cpu_kernels.install()
+    try:
+        recomputed = gradients(keep=False)
+        assert len(calls) == 2
+        calls.clear()
+        kept = gradients(keep=True)
+        assert len(calls) == 1
+        node = convolution_2d.Convolution2DFunction(stride=2, pad=1)
+        with chainer.no_backprop_mode():  # no gradient to come: nothing kept
+            node.apply(arrays)
+        assert getattr(node, "phase_columns", None) is None
+    finally:
+        cpu_kernels.uninstall()
+    for want, have in zip(recomputed, kept, strict=True):
         np.testing.assert_array_equal(have, want)

@@ -106,6 +106,24 @@ def test_a_training_iteration_applies_at_most_145_functions(tmp_path):
     assert count <= MAX_FUNCTION_APPLICATIONS, counter.applications.most_common()
 
 
+def test_the_first_step_checks_every_functions_input_types_and_later_steps_skip_it(tmp_path, monkeypatch):
+    updater = tiny_trainer(tmp_path).updater
+    checked = []
+    check = chainer.FunctionNode._check_data_type_forward
+
+    def counted_check(node, in_data):
+        checked.append(node)
+        return check(node, in_data)
+
+    monkeypatch.setattr(chainer.FunctionNode, "_check_data_type_forward", counted_check)
+    with FunctionCounter() as counter:
+        updater.update()
+    assert len(checked) == sum(counter.applications.values())
+    checked.clear()
+    updater.update()
+    assert not checked and chainer.config.type_check
+
+
 @pytest.mark.gpu
 # Chainer 7.8.1's indexing backward calls an API that CuPy 13 deprecates
 @pytest.mark.filterwarnings("ignore:.*scatter_add. is deprecated:DeprecationWarning")

@@ -27,6 +27,7 @@ from training.extensions import (
     preview,
     preview_grid,
 )
+from training.optimizer import FlatAdam
 from training.stopping import SNAPSHOT_NAME, StopOnSignal
 from training.updater import ConditionalGANUpdater, DeviceData
 
@@ -67,7 +68,7 @@ def build_trainer(args: argparse.Namespace, dataset, device: chainer.backend.Dev
     dis.to_device(device)
     optimizers = []
     for net in (gen, dis):
-        optimizer = chainer.optimizers.Adam(alpha=args.lr, beta1=args.beta1)
+        optimizer = FlatAdam(alpha=args.lr, beta1=args.beta1)
         optimizer.setup(net)
         optimizers.append(optimizer if comm is None else distributed.averaging_gradients(optimizer, comm))
 

@@ -67,6 +67,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         self.rng = rng
         self.rank = rank
         self.size = size
+        self.types_checked = False
 
     def own_rows(self, global_batch: np.ndarray) -> np.ndarray:
         """This process's rows of something drawn for the whole global batch.
@@ -83,6 +84,15 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         return self.own_rows(self.rng.uniform(-1, 1, (n * self.size, z_size)).astype(np.float32))
 
     def update_core(self) -> None:
+        # Chainer checks the types and shapes of every function's inputs in the first step of a
+        # process; the steps after it apply the same functions to arrays of the same types and
+        # shapes, so they skip the checks (about 1 ms of a 24 ms step at batch 1 on one core).
+        with chainer.using_config("type_check", not self.types_checked):
+            self.step()
+        self.types_checked = True
+
+    def step(self) -> None:
+        """One D step and one G step on the next batch."""
         gen_optimizer = self.get_optimizer("gen")
         dis_optimizer = self.get_optimizer("dis")
         gen, dis = gen_optimizer.target, dis_optimizer.target
