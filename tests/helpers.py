@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def weights_version(app) -> str:
     """The version an app names its pictures by, in URLs and ETags."""
-    return pictures_version(app.extensions["metadata"]["sha256"])
+    return pictures_version(app.extensions["networks"].generator.sha256)
 
 
 def lively_generator(seed: int = 0) -> Generator:
