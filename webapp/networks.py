@@ -42,7 +42,7 @@ class Network:
         return ", ".join(parts)
 
 
-def load_network(path: Path, load: Callable, fold: Callable, how_to_train: str) -> Network:
+def folded_network(path: Path, load: Callable, fold: Callable, how_to_train: str) -> Network:
     """The network of the weights file `path`, through load(folder) and fold(chain). A missing file is
     no error (nothing trained yet: `how_to_train` + the folder says what to do); a damaged one raises
     WeightsError, which stops start-up."""
@@ -68,13 +68,13 @@ def init_app(app: Flask) -> None:
     """Load the networks of the folder app.config["GENERATOR_DIR"] into app.extensions["networks"]."""
     folder = Path(app.config["GENERATOR_DIR"])
     loaded = Networks(
-        generator=load_network(
+        generator=folded_network(
             folder / export.WEIGHTS_NAME,
             export.load_generator,
             FoldedGenerator,
             "train with train.py --export",
         ),
-        classifier=load_network(
+        classifier=folded_network(
             folder / classifier.WEIGHTS_NAME,
             classifier.load_classifier,
             FoldedClassifier,
