@@ -146,9 +146,10 @@ def export_loads_in_the_app(folder: Path, device: chainer.backend.Device, iterat
         app = create_app({"GENERATOR_DIR": str(folder)})
     except Exception as error:  # the loader's errors are several types; each names the problem
         return {"pass": False, "error": str(error)}
-    metadata = app.extensions["metadata"]
+    generator = app.extensions["networks"].generator
+    metadata = generator.metadata
     return {
-        "pass": app.extensions["generator"] is not None
+        "pass": generator.folded is not None
         and metadata.get("device") == str(device)
         and metadata.get("iterations") == iterations,
         "device": metadata.get("device"),

@@ -11,8 +11,9 @@ from evaluation.handwriting import measure_sliders, plot_handwriting
 from evaluation.handwriting import table as handwriting_table
 from evaluation.report import MAX_PER_CLASS, evaluate_generator, load_real, plot_sweeps, table
 from mnist.data import DataError
-from model.classifier import ClassifierError, load_classifier
-from model.export import WeightsError, load_generator
+from model.classifier import load_classifier
+from model.export import load_generator
+from model.files import WeightsError
 from model.inference import FoldedClassifier, FoldedGenerator
 from model.net import N_CLASSES
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         gen, gen_metadata = load_generator(args.generator)
         clf, clf_metadata = load_classifier(args.classifier)
-    except (WeightsError, ClassifierError) as error:
+    except WeightsError as error:
         return fail(PROG, str(error))
     if gen.n_classes != N_CLASSES:
         return fail(

@@ -12,18 +12,13 @@ import chainer.functions as F
 import chainer.links as L
 import numpy as np
 
-from model.files import checked_sizes, load_chain, save_chain
+from model.files import WeightsError, architecture_sizes, load_network, save_network
 from model.net import IMAGE_SIZE, N_CLASSES
 
 ARCHITECTURE = "mnist-cnn-conv3x3x4-fc"
 WEIGHTS_NAME = "classifier.npz"
-METADATA_NAME = "classifier.json"
 # 8x the shipped classifier's sizes, so that a damaged classifier.json cannot ask for terabytes
 SIZE_BOUNDS = {"ch": 256, "n_features": 1024, "n_classes": 1024}
-
-
-class ClassifierError(Exception):
-    """The classifier files are missing, damaged or do not match their metadata."""
 
 
 def max_pool_2x2(h: chainer.Variable) -> chainer.Variable:
@@ -82,7 +77,7 @@ def predict(clf: Classifier, images: np.ndarray, batchsize: int = 500) -> tuple[
 
 
 def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
-    """Write classifier.npz (float32, CPU) and classifier.json into `folder`; return the metadata."""
+    """Write classifier.npz (float32, CPU) into `folder`, then classifier.json; return the metadata."""
     described = {
         "architecture": {
             "name": ARCHITECTURE,
@@ -94,27 +89,19 @@ def save_classifier(clf: Classifier, folder: Path, metadata: dict) -> dict:
         "input": "float32 (n, 1, 28, 28), white digit on black, values in [0, 1]",
         **metadata,
     }
-    return save_chain(clf, folder, WEIGHTS_NAME, METADATA_NAME, described)
+    return save_network(clf, Path(folder) / WEIGHTS_NAME, described)
 
 
-def classifier_arguments(metadata: dict, path: Path) -> dict:
-    """Classifier's arguments from the metadata's architecture, each checked before it sizes arrays."""
-    arch = metadata.get("architecture")
-    name = arch.get("name") if isinstance(arch, dict) else arch
-    if name != ARCHITECTURE:
-        raise ClassifierError(f"{path}: unknown architecture {name!r}")
-    sizes = checked_sizes(arch, SIZE_BOUNDS, path, ClassifierError)
-    dropout = arch.get("dropout")
+def build_classifier(metadata: dict, path: Path) -> Classifier:
+    """The empty classifier that the metadata describes."""
+    sizes = architecture_sizes(metadata, path, ARCHITECTURE, SIZE_BOUNDS)
+    dropout = metadata["architecture"].get("dropout")
     if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
-        raise ClassifierError(f"{path}: architecture.dropout must be a number in [0, 1), got {dropout!r}")
-    return {**sizes, "dropout": dropout}
+        raise WeightsError(f"{path}: architecture.dropout must be a number in [0, 1), got {dropout!r}")
+    return Classifier(**sizes, dropout=dropout)
 
 
 def load_classifier(folder: Path) -> tuple[Classifier, dict]:
-    """Rebuild the classifier from `folder`, checking the npz against the metadata's sha256."""
-    path = Path(folder) / METADATA_NAME
-
-    def build(metadata: dict) -> Classifier:
-        return Classifier(**classifier_arguments(metadata, path))
-
-    return load_chain(folder, WEIGHTS_NAME, METADATA_NAME, build, ClassifierError)
+    """The classifier of `folder`'s classifier.npz, with its metadata; WeightsError if it cannot be."""
+    path = Path(folder) / WEIGHTS_NAME
+    return load_network(path, lambda metadata: build_classifier(metadata, path))

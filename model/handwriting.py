@@ -191,7 +191,7 @@ def fit_handwriting(gen, clf, per_digit: int = 400, check_per_digit: int = 300) 
 
 def fit_with_classifier(gen, classifier_folder: Path) -> tuple[np.ndarray, dict]:
     """fit_handwriting for a Chainer Generator, judged by the classifier in `classifier_folder`
-    (ClassifierError when it cannot be loaded, HandwritingError when the pictures read too badly)."""
+    (WeightsError when it cannot be loaded, HandwritingError when the pictures read too badly)."""
     clf, clf_metadata = load_classifier(classifier_folder)
     directions, fit = fit_handwriting(FoldedGenerator(gen), FoldedClassifier(clf))
     return directions, {**fit, "classifier_sha256": clf_metadata.get("sha256")}

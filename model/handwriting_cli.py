@@ -5,8 +5,8 @@ import time
 from pathlib import Path
 
 from cli.flags import OneLineParser, fail
-from model.classifier import ClassifierError
-from model.export import WeightsError, load_generator, save_generator
+from model.export import load_generator, save_generator
+from model.files import WeightsError
 from model.handwriting import HANDWRITING, HandwritingError, fit_with_classifier
 
 PROG = "handwriting.py"
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         gen, metadata = load_generator(args.weights)
         print(f"fitting the handwriting directions of {args.weights} (a few minutes on 2 CPU cores)")
         directions, fit = fit_with_classifier(gen, args.classifier)
-    except (WeightsError, ClassifierError, HandwritingError) as error:
+    except (WeightsError, HandwritingError) as error:
         return fail(PROG, str(error))
     try:
         written = save_generator(gen, args.weights, metadata, handwriting=(directions, fit))

@@ -19,7 +19,6 @@ import hashlib
 import chainer
 import numpy as np
 
-from model.classifier import Classifier
 from model.cpu_kernels import convolve, tap_matrices
 from model.net import IMAGE_SIZE, Generator
 
@@ -150,7 +149,7 @@ class FoldedClassifier:
     Each convolution carries its batch norm in its weights and bias; dropout is off at inference.
     """
 
-    def __init__(self, clf: Classifier):
+    def __init__(self, clf: chainer.Chain):  # a model.classifier.Classifier
         self.n_classes = clf.n_classes
         self.convolutions = []  # (weights, bias, pool after it)
         for conv, bn, pool in (

@@ -91,7 +91,8 @@ def shipped_generator(folder: Path = ROOT / "weights"):
     from webapp import create_app
 
     app = create_app({"GENERATOR_DIR": str(folder), "TESTING": True})
-    return app.extensions["generator"], app.extensions["metadata"]
+    generator = app.extensions["networks"].generator
+    return generator.folded, generator.metadata
 
 
 def draw_in_batches(gen, batch: int) -> np.ndarray:

@@ -1,7 +1,6 @@
 """What several test modules share: small MNIST files, a lively random generator, the Procfile's command."""
 
 import functools
-import hashlib
 import json
 import os
 import resource
@@ -14,6 +13,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ import pytest
 from mnist.data import idx_bytes, write_idx  # noqa: F401  (the tests' MNIST files)
 from mnist.data import write_random_mnist_folder as write_mnist_folder  # noqa: F401
 from model.classifier import Classifier, save_classifier
-from model.export import METADATA_NAME, WEIGHTS_NAME, save_generator
+from model.export import save_generator
+from model.files import METADATA_ENTRY, arrays_sha256, json_bytes, zip_bytes
 from model.inference import pictures_version
 from model.net import Generator
 
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def weights_version(app) -> str:
     """The version an app names its pictures by, in URLs and ETags."""
-    return pictures_version(app.extensions["metadata"]["sha256"])
+    return pictures_version(app.extensions["networks"].generator.sha256)
 
 
 def lively_generator(seed: int = 0) -> Generator:
@@ -55,13 +57,28 @@ def save(gen: Generator, folder: Path, note: str) -> Path:
     return folder
 
 
-def replace_npz_keeping_sha256(folder: Path, data: bytes) -> None:
-    """`data` as the folder's generator.npz with its sha256 recorded: bytes that pass the sha check,
-    so that whatever refuses them must look at the bytes themselves."""
-    (folder / WEIGHTS_NAME).write_bytes(data)
-    metadata = json.loads((folder / METADATA_NAME).read_text())
-    metadata["sha256"] = hashlib.sha256(data).hexdigest()
-    (folder / METADATA_NAME).write_text(json.dumps(metadata))
+def rewrite_weights(
+    path: Path,
+    arrays: Callable[[dict[str, bytes]], None] = lambda entries: None,
+    metadata: Callable[[dict], None] = lambda metadata: None,
+) -> None:
+    """The weights file at `path` written again with its array entries (name -> npy bytes) changed by
+    arrays(entries) and its metadata by metadata(dict), the sha256 of the arrays it then holds recorded:
+    a file that passes the sha256 check, so that whatever refuses it must look at what it holds."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    recorded = json.loads(entries.pop(METADATA_ENTRY))
+    arrays(entries)
+    metadata(recorded)
+    recorded["sha256"] = arrays_sha256(entries)
+    path.write_bytes(zip_bytes({**entries, METADATA_ENTRY: json_bytes(recorded)}))
+
+
+def garbage_arrays(entries: dict[str, bytes]) -> None:
+    """Every array entry's bytes replaced by as many random bytes (for rewrite_weights)."""
+    rng = np.random.RandomState(0)
+    for name, data in entries.items():
+        entries[name] = rng.bytes(len(data))
 
 
 def save_small_classifier(folder: Path, seed: int = 0) -> Path:

@@ -69,7 +69,7 @@ def test_each_slider_moves_the_picture_and_the_same_request_gives_the_same_bytes
 
 
 def test_the_picture_is_the_generator_of_the_styled_noise(styled, styled_app):
-    gen = styled_app.extensions["generator"]
+    gen = styled_app.extensions["networks"].generator.folded
     expected = styled_noise(seed_noise(42), tuple(STYLE.values()), gen.handwriting)
     assert (
         State(tuple(map(float, LABELS)), 42, style=tuple(map(float, STYLE.values())))
@@ -190,4 +190,5 @@ def test_the_pages_weights_file_carries_the_directions(styled, styled_app):
     from test_browser_weights import read_weights, weights_url
 
     _, arrays = read_weights(styled.get(weights_url(styled_app)).data)
-    np.testing.assert_array_equal(arrays["handwriting"], styled_app.extensions["generator"].handwriting)
+    gen = styled_app.extensions["networks"].generator.folded
+    np.testing.assert_array_equal(arrays["handwriting"], gen.handwriting)

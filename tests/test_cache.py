@@ -31,7 +31,7 @@ def test_cache_bounds_entries_and_bytes_dropping_the_least_recently_used():
 
 def test_generate_answers_repeats_from_the_cache_with_identical_bytes(make_app, generator_dir):
     app = make_app(GENERATOR_DIR=generator_dir)
-    client, cache = app.test_client(), app.extensions["answer_cache"]
+    client, cache = app.test_client(), app.extensions["networks"].answers
     first = client.post("/generate", json=DIGIT).data
     second = client.post("/generate", json=DIGIT).data
     by_get = client.get("/generate?labels=0,0,0,1,0,0,0,0,0,0&seed=5").data
@@ -47,6 +47,6 @@ def test_generators_with_other_weights_do_not_share_cache_entries(
     app = make_app(GENERATOR_DIR=generator_dir)
     first = app.test_client().post("/generate", json=DIGIT).data
     other = make_app(GENERATOR_DIR=other_generator_dir)
-    other.extensions["answer_cache"] = app.extensions["answer_cache"]  # one cache, two sets of weights
+    other.extensions["networks"].answers = app.extensions["networks"].answers  # one cache, two weights
     assert other.test_client().post("/generate", json=DIGIT).data != first
-    assert len(app.extensions["answer_cache"]) == 2
+    assert len(app.extensions["networks"].answers) == 2

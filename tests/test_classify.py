@@ -11,7 +11,8 @@ from helpers import lively_generator, save, save_small_classifier
 from PIL import Image
 
 import webapp
-from model.classifier import WEIGHTS_NAME, ClassifierError
+from model.classifier import WEIGHTS_NAME
+from model.files import WeightsError
 from webapp import EXIT_BAD_WEIGHTS
 
 THREE = [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
@@ -151,9 +152,9 @@ def test_without_a_classifier_the_page_and_api_say_so_and_the_rest_works(make_ap
     client = make_app(GENERATOR_DIR=generator_dir).test_client()
     response = classify(client, GOOD)
     assert response.status_code == 503 and "no classifier loaded" in response.json["error"]
-    assert "classifier.json" in response.json["error"]
+    assert "classifier.npz" in response.json["error"]
     answer = client.post("/generate", json={"labels": THREE, "seed": 5}, headers=JSON).json
-    assert answer["classifier"] is None and "no classifier.json" in answer["classifier_error"]
+    assert answer["classifier"] is None and "no classifier.npz" in answer["classifier_error"]
     assert answer["image"].startswith("data:image/png")
     assert client.get(f"/generate?{QUERY}").status_code == 200
     html = client.get("/").get_data(as_text=True)
@@ -163,15 +164,15 @@ def test_without_a_classifier_the_page_and_api_say_so_and_the_rest_works(make_ap
 def test_a_damaged_classifier_stops_start_up_with_one_line(make_app, tmp_path, monkeypatch, capsys):
     folder = save_small_classifier(save(lively_generator(), tmp_path, "random"))
     (folder / WEIGHTS_NAME).write_bytes(b"damaged")
-    with pytest.raises(ClassifierError, match="sha256"):
+    with pytest.raises(WeightsError, match="classifier.npz: not a weights file"):
         make_app(GENERATOR_DIR=folder)
     monkeypatch.setenv("GENERATOR_DIR", str(folder))
     with pytest.raises(SystemExit) as exit_info:
         webapp.serve()
     assert exit_info.value.code == EXIT_BAD_WEIGHTS
     assert capsys.readouterr().err.splitlines() == [
-        f"app: error: the classifier's weights failed their check: {folder / WEIGHTS_NAME}: "
-        "sha256 does not match classifier.json (damaged or replaced)"
+        f"app: error: weights failed their check: {folder / WEIGHTS_NAME}: "
+        "not a weights file, or damaged (File is not a zip file)"
     ]
 
 

@@ -1,14 +1,13 @@
 """The handwriting sliders' model side: the attributes, the styled noise, the fit, and the directions
 in the weights files (model/handwriting.py, model/export.py, handwriting.py)."""
 
-import json
-
 import numpy as np
 import pytest
-from helpers import lively_generator, save_small_classifier, write_mnist_folder
+from helpers import lively_generator, rewrite_weights, save_small_classifier, write_mnist_folder
 
 from model.classifier import load_classifier
-from model.export import METADATA_NAME, WEIGHTS_NAME, WeightsError, load_generator, save_generator
+from model.export import WEIGHTS_NAME, load_generator, save_generator
+from model.files import WeightsError
 from model.handwriting import (
     HANDWRITING,
     HandwritingError,
@@ -134,9 +133,8 @@ def test_weights_without_directions_load_without_them(tmp_path):
 
 def test_metadata_that_promises_directions_the_npz_lacks_is_refused(tmp_path):
     save_generator(lively_generator(), tmp_path, {"epochs": 1})
-    metadata = json.loads((tmp_path / METADATA_NAME).read_text())
-    metadata["handwriting"] = directions_and_fit()[1]
-    (tmp_path / METADATA_NAME).write_text(json.dumps(metadata))
+    fit = directions_and_fit()[1]
+    rewrite_weights(tmp_path / WEIGHTS_NAME, metadata=lambda metadata: metadata.update(handwriting=fit))
     with pytest.raises(WeightsError, match="handwriting"):
         load_generator(tmp_path)
 

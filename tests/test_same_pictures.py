@@ -99,7 +99,7 @@ def test_every_kernel_setting_and_batch_draws_the_fixtures_bytes(setting, fixtur
 def shipped():
     """A client of the app serving the shipped weights, and its generator."""
     app = create_app({"GENERATOR_DIR": str(ROOT / "weights"), "TESTING": True})
-    return app.test_client(), app.extensions["generator"]
+    return app.test_client(), app.extensions["networks"].generator.folded
 
 
 def png_pixels(data: bytes) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 
 from model.classifier import load_classifier, predict
 from model.export import load_generator
-from model.files import chain_arrays, npz_bytes
+from model.files import save_network
 from model.sampling import generate, one_hot, seeds_noise
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
@@ -50,9 +50,12 @@ def test_shipped_weights_stay_small():
     assert (WEIGHTS / "generator.npz").stat().st_size < 4_000_000
 
 
-def test_shipped_npz_files_are_the_bytes_their_arrays_give(shipped):
-    """Written by the deterministic writer: exporting the same weights again changes no byte or sha256."""
-    gen, _ = shipped
-    clf, _ = load_classifier(WEIGHTS)
-    assert npz_bytes(chain_arrays(gen)) == (WEIGHTS / "generator.npz").read_bytes()
-    assert npz_bytes(chain_arrays(clf)) == (WEIGHTS / "classifier.npz").read_bytes()
+def test_shipped_weights_files_are_the_bytes_their_networks_and_metadata_give(shipped, tmp_path):
+    """Written by the deterministic writer: exporting the same weights again changes no byte or sha256,
+    and the json beside each file is its metadata."""
+    for name, (network, metadata) in {"generator": shipped, "classifier": load_classifier(WEIGHTS)}.items():
+        assert save_network(network, tmp_path / f"{name}.npz", metadata) == metadata
+        for suffix in (".npz", ".json"):
+            assert (tmp_path / name).with_suffix(suffix).read_bytes() == (WEIGHTS / name).with_suffix(
+                suffix
+            ).read_bytes()

@@ -25,6 +25,7 @@ import training.cli
 from mnist.data import IMAGES_MAGIC, TRAIN_IMAGES
 from model import cpu_kernels
 from model.export import load_generator
+from model.files import METADATA_ENTRY
 from model.net import Generator
 from training.cli import build_parser, main, parse_args
 from training.extensions import EMA_WARMUP, GeneratorAverage, LinearDecay
@@ -341,9 +342,7 @@ def test_another_seed_gives_other_losses(mnist_folder, uninterrupted, tmp_path):
 
 def same_generator(out, other) -> None:
     """The two runs exported bit-identical generators."""
-    with np.load(out / "generator.npz") as ours, np.load(other / "generator.npz") as theirs:
-        for key in theirs.files:
-            np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    assert load_generator(out)[1]["sha256"] == load_generator(other)[1]["sha256"]
 
 
 @pytest.mark.parametrize(
@@ -494,7 +493,7 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
     assert (metadata["iterations"], metadata["ema_decay"]) == (3, ema_decay)
     with np.load(tmp_path / "weights" / "generator.npz") as exported, np.load(snapshot) as saved:
         assert len(exported.files) > 4
-        for key in exported.files:
+        for key in set(exported.files) - {METADATA_ENTRY}:
             np.testing.assert_array_equal(exported[key], saved[snapshot_prefix + key], err_msg=key)
     assert (tmp_path / "weights" / "preview.png").is_file()
 
@@ -613,7 +612,7 @@ def test_a_signal_ends_training_with_a_snapshot_and_the_command_that_resumes_it(
     ]
     assert signal.getsignal(signum) == handler, "the signal's handler did not come back"
     assert main(command[2:]) == 0
-    assert (tmp_path / "generator.npz").read_bytes() == (uninterrupted / "generator.npz").read_bytes()
+    same_generator(tmp_path, uninterrupted)
     assert losses(tmp_path) == losses(uninterrupted)
 
 

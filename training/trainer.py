@@ -11,8 +11,8 @@ import chainer
 import numpy as np
 from chainer.training import Trainer, extensions, triggers
 
-from model.classifier import ClassifierError
 from model.export import save_generator
+from model.files import WeightsError
 from model.handwriting import SHIPPED_CLASSIFIER, HandwritingError, fit_with_classifier
 from model.images import png_bytes
 from model.net import Generator, ProjectionDiscriminator
@@ -155,7 +155,7 @@ def export(trainer: Trainer, ema: float, folder: Path) -> None:
         recipe["ema_decay"] = 0.0
     try:
         handwriting = fit_with_classifier(gen, SHIPPED_CLASSIFIER)
-    except (HandwritingError, ClassifierError) as error:
+    except (HandwritingError, WeightsError) as error:
         handwriting = None
         print(f"exporting without handwriting sliders: {error}")
     metadata = generator_metadata(trainer, recipe)

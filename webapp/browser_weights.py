@@ -16,6 +16,7 @@ import threading
 import numpy as np
 
 from model.inference import FoldedGenerator
+from webapp.networks import Networks
 
 FORMAT = "folded-generator-float32"
 # FoldedGenerator's arrays, in the file's order; then its handwriting directions when it has them.
@@ -43,10 +44,11 @@ def weights_file(gen: FoldedGenerator) -> bytes:
     return struct.pack("<I", len(text)) + text + data
 
 
-def encoded_weights(extensions: dict) -> tuple[bytes, bytes]:
-    """(plain, gzip) bytes of the loaded generator's file, made once per app and kept beside it."""
+def encoded_weights(networks: Networks) -> tuple[bytes, bytes]:
+    """(plain, gzip) bytes of the loaded generator's file, made once per app and kept on its networks
+    (webapp/networks.py)."""
     with _lock:
-        if "browser_weights" not in extensions:
-            plain = weights_file(extensions["generator"])
-            extensions["browser_weights"] = (plain, gzip.compress(plain, 6, mtime=0))
-        return extensions["browser_weights"]
+        if networks.browser_weights is None:
+            plain = weights_file(networks.generator.folded)
+            networks.browser_weights = (plain, gzip.compress(plain, 6, mtime=0))
+        return networks.browser_weights

@@ -1,6 +1,6 @@
 """What the routes answer with: the networks loaded at start-up (or the 503 naming why there is none),
 a state's picture and the classifier's reading of it through the app's cache, a picture as itself or
-as JSON, and the page's summary of the weights and its presets."""
+as JSON, and the page's presets."""
 
 import base64
 import functools
@@ -15,21 +15,22 @@ from model.handwriting import HANDWRITING
 from model.images import png_bytes
 from model.inference import pictures_version
 from model.net import N_CLASSES
+from webapp.networks import networks
 from webapp.pictures import draw_states, readings
 from webapp.state import State
 from webapp.validation import ApiError
 
 
-def loaded(network: str, error_key: str):
-    """The network loaded at start-up under `network`, or 503 naming why there is none."""
-    value = current_app.extensions[network]
-    if value is None:
-        raise ApiError(None, f"no {network} loaded: {current_app.extensions[error_key]}", 503)
-    return value
+def loaded(name: str):
+    """The folded network loaded at start-up under `name`, or 503 naming why there is none."""
+    network = getattr(networks(), name)
+    if network.folded is None:
+        raise ApiError(None, f"no {name} loaded: {network.missing}", 503)
+    return network.folded
 
 
 def loaded_generator():
-    return loaded("generator", "weights_error")
+    return loaded("generator")
 
 
 HANDWRITING_COMMAND = "python handwriting.py --weights FOLDER"
@@ -58,7 +59,7 @@ def require_generator() -> None:
 
 
 def loaded_classifier():
-    return loaded("classifier", "classifier_error")
+    return loaded("classifier")
 
 
 def reading_json(probabilities: list[float]) -> dict:
@@ -73,30 +74,26 @@ def state_pixels(state: State) -> Callable[[], np.ndarray]:
 
 def state_reading(state: State, pixels: Callable[[], np.ndarray]) -> dict:
     """What the classifier reads in the state's picture (through the cache), or why it cannot say."""
-    clf = current_app.extensions["classifier"]
-    if clf is None:
-        return {"classifier": None, "classifier_error": current_app.extensions["classifier_error"]}
-    key = (
-        "reading",
-        current_app.extensions["metadata"].get("sha256"),
-        current_app.extensions["classifier_metadata"].get("sha256"),
-        state,
-    )
-    encoded = current_app.extensions["answer_cache"].get_or_make(
-        key, lambda: json.dumps(readings(clf, pixels()[None])[0]).encode()
+    loaded_networks = networks()
+    clf = loaded_networks.classifier
+    if clf.folded is None:
+        return {"classifier": None, "classifier_error": clf.missing}
+    key = ("reading", loaded_networks.generator.sha256, clf.sha256, state)
+    encoded = loaded_networks.answers.get_or_make(
+        key, lambda: json.dumps(readings(clf.folded, pixels()[None])[0]).encode()
     )
     return reading_json(json.loads(encoded))
 
 
 def weights_version() -> str:
-    sha256 = current_app.extensions["metadata"].get("sha256")
+    sha256 = networks().generator.sha256
     return pictures_version(sha256) if sha256 else "none"
 
 
 def cached_digit_png(state: State, scale: int, pixels: Callable[[], np.ndarray]) -> bytes:
     """The state's PNG through the app's LRU cache, keyed by the exact inputs and the weights' sha256."""
-    key = (current_app.extensions["metadata"].get("sha256"), state, scale)
-    return current_app.extensions["answer_cache"].get_or_make(key, lambda: png_bytes(pixels(), scale))
+    key = (networks().generator.sha256, state, scale)
+    return networks().answers.get_or_make(key, lambda: png_bytes(pixels(), scale))
 
 
 def digit_answer(state: State, scale: int, started: float) -> Response:
@@ -123,21 +120,6 @@ def picture_response(data: bytes, mimetype: str, started: float, details: dict) 
     response.headers["Server-Timing"] = f"generate;dur={elapsed_ms}"
     response.vary.add("Accept")
     return response
-
-
-def weights_summary(metadata: dict) -> str:
-    """One line saying how trained the shipped weights are (provisional ones say so by their numbers)."""
-    parts = []
-    if "epochs" in metadata:
-        parts.append(f"{metadata['epochs']:g} epoch{'' if metadata['epochs'] == 1 else 's'}")
-    if "images_seen" in metadata:
-        parts.append(f"{metadata['images_seen']:,} images seen")
-    if "train_images" in metadata:
-        parts.append(f"{metadata['train_images']:,} training images")
-    if "date" in metadata:
-        parts.append(f"exported {metadata['date']}")
-    parts.append(f"sha256 {metadata.get('sha256', '?')[:12]}")
-    return ", ".join(parts)
 
 
 def presets() -> list[tuple[str, str]]:

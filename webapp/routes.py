@@ -10,7 +10,7 @@ import hashlib
 import json
 import time
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 
 from model.handwriting import HANDWRITING
 from model.net import IMAGE_SIZE
@@ -28,6 +28,7 @@ from webapp.limits import (
     MIN_DURATION_MS,
     MIN_FRAMES,
 )
+from webapp.networks import networks
 from webapp.pictures import grid_png, morph_gif, readings
 from webapp.responses import (
     HANDWRITING_COMMAND,
@@ -41,7 +42,6 @@ from webapp.responses import (
     state_reading,
     styling_generator,
     wants_json,
-    weights_summary,
     weights_version,
 )
 from webapp.state import STATE_FIELDS, page_state, parse_state, parse_style
@@ -67,13 +67,14 @@ web = Blueprint("web", __name__)
 
 @web.get("/")
 def index():
-    gen = current_app.extensions["generator"]
+    generator = networks().generator
+    gen = generator.folded
     has_generator = gen is not None
     has_handwriting = has_generator and gen.handwriting is not None
     state, link_error = page_state(request.args, has_handwriting)
     version = weights_version()
     query = state.query()
-    metadata = current_app.extensions["metadata"]
+    metadata = generator.metadata
     return render_template(
         "index.html",
         state=state,
@@ -84,8 +85,8 @@ def index():
         download_url=url_for("web.generate_get", **query, scale=DOWNLOAD_SCALE, v=version),
         presets=presets(),
         metadata=metadata,
-        weights_error=current_app.extensions["weights_error"],
-        weights_summary=weights_summary(metadata),
+        weights_error=generator.missing,
+        weights_summary=generator.summary(),
         provisional=metadata.get("epochs", 0) < PROVISIONAL_EPOCHS,
         noise_rule=NOISE_RULE,
         has_handwriting=has_handwriting,
@@ -209,15 +210,16 @@ def classify():
 
 @web.get("/healthz")
 def healthz():
-    if current_app.extensions["generator"] is None:
-        return {"status": "error", "error": current_app.extensions["weights_error"]}, 503
+    generator = networks().generator
+    if generator.folded is None:
+        return {"status": "error", "error": generator.missing}, 503
     return {"status": "ok"}
 
 
 @web.get("/api/model")
 def model_metadata():
     require_generator()
-    return {**current_app.extensions["metadata"], "version": weights_version()}
+    return {**networks().generator.metadata, "version": weights_version()}
 
 
 @web.get("/api/generator/<version>.weights")
@@ -227,7 +229,7 @@ def browser_weights(version: str):
     if version != weights_version():
         loaded_version = weights_version()
         raise ApiError("version", f"no weights {version!r} here; the loaded ones are {loaded_version!r}", 404)
-    plain, compressed = encoded_weights(current_app.extensions)
+    plain, compressed = encoded_weights(networks())
     gzipped = request.accept_encodings["gzip"] > 0
     etag = f"weights-{version}" + ("-gzip" if gzipped else "")  # one tag per representation
     if request.if_none_match.contains(etag):
