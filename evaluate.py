@@ -6,7 +6,7 @@ python evaluate.py --generator result --per-class 100 --report /tmp/quick.json
 
 import sys
 
-from evaluation.cli import main
+from cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

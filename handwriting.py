@@ -6,7 +6,7 @@ python handwriting.py --weights result --classifier weights
 
 import sys
 
-from model.handwriting_cli import main
+from cli.handwriting import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ mpiexec -n 8 python train.py --communicator pure_nccl   # data-parallel on 8 GPU
 
 import sys
 
-from training.cli import main
+from cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,7 @@ python train_classifier.py --epoch 2 --out /tmp/clf          # quick try, downlo
 
 import sys
 
-from evaluation.classifier_cli import main
+from cli.train_classifier import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from helpers import ROOT, replace_npz_keeping_sha256, write_idx, write_mnist_folder
 
-from evaluation import classifier_cli
-from evaluation import cli as evaluate_cli
+from cli import evaluate as evaluate_cli
+from cli import train as train_cli
+from cli import train_classifier as classifier_cli
 from mnist.data import IMAGES_MAGIC, TEST_IMAGES, TRAIN_IMAGES
 from model.classifier import Classifier, save_classifier
-from training import cli as train_cli
 
 
 @pytest.fixture(scope="module")

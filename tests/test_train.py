@@ -21,12 +21,12 @@ from chainer.datasets import TupleDataset
 from chainer.functions.connection import convolution_2d
 from helpers import write_idx, write_mnist_folder
 
-import training.cli
+import cli.train
+from cli.train import build_parser, main, parse_args
 from mnist.data import IMAGES_MAGIC, TRAIN_IMAGES
 from model import cpu_kernels
 from model.export import load_generator
 from model.net import Generator
-from training.cli import build_parser, main, parse_args
 from training.extensions import EMA_WARMUP, GeneratorAverage, LinearDecay
 from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
 from training.trainer import build_trainer, decay_start, last_iteration
@@ -275,8 +275,8 @@ def test_a_cli_run_trains_with_the_fast_cpu_kernels(mnist_folder, tmp_path, monk
         kernels.append(convolution_2d.Convolution2DFunction._forward_cpu_core)
         return real(*args, **kwargs)
 
-    real = training.cli.build_trainer
-    monkeypatch.setattr(training.cli, "build_trainer", build)
+    real = cli.train.build_trainer
+    monkeypatch.setattr(cli.train, "build_trainer", build)
     assert (
         main([*TINY, "--data", str(mnist_folder), "--out", str(tmp_path), "--limit", "8", "--epoch", "1"])
         == 0
@@ -560,7 +560,7 @@ def test_a_gpu_without_cupy_says_what_to_install_in_one_line(monkeypatch, capsys
 
 def stop_at(monkeypatch, iteration: int, signum: int) -> None:
     """The run sends itself `signum` during iteration `iteration`, as a scheduler or Ctrl-C would."""
-    real = training.cli.build_trainer
+    real = cli.train.build_trainer
 
     def build(*args, **kwargs):
         trainer = real(*args, **kwargs)
@@ -571,7 +571,7 @@ def stop_at(monkeypatch, iteration: int, signum: int) -> None:
         )
         return trainer
 
-    monkeypatch.setattr(training.cli, "build_trainer", build)
+    monkeypatch.setattr(cli.train, "build_trainer", build)
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -731,7 +731,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_training(
     outputs = {"--out": base / "out", "--export": base / "weights", flag: path}
     before = sorted(base.rglob("*"))
     started = []
-    monkeypatch.setattr(training.cli, "train", lambda *args: started.append(args))
+    monkeypatch.setattr(cli.train, "train", lambda *args: started.append(args))
     assert run_train(mnist_folder, outputs["--out"], "--export", str(outputs["--export"])) == 2
     expected = problem.format(path=path, parent=path.parent, base=base)
     assert capsys.readouterr().err == f"train.py: error: {flag} {path}: {expected}\n"

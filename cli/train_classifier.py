@@ -18,9 +18,9 @@ from cli.flags import (
     written,
 )
 from cli.signals import Interrupted, interrupting
-from evaluation.classifier_training import accuracy_on, build_trainer
 from mnist.data import DataError, load_mnist
 from model.classifier import save_classifier
+from training.classifier import accuracy_on, build_trainer
 
 PROG = "train_classifier.py"
 EXPORT_FOLDER = Path("weights")
