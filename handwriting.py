@@ -2,6 +2,8 @@
 
 python handwriting.py                                   # the shipped weights/, judged by weights/classifier.*
 python handwriting.py --weights result --classifier weights
+
+The flags and the run are in cli/handwriting.py; the fit in model/handwriting.py.
 """
 
 import sys

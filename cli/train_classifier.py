@@ -17,7 +17,7 @@ from cli.flags import (
     unwritable,
     written,
 )
-from cli.signals import Interrupted, interrupting
+from training.signals import Interrupted, interrupting
 from mnist.data import DataError, load_mnist
 from model.classifier import save_classifier
 from training.classifier import accuracy_on, build_trainer

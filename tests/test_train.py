@@ -495,6 +495,7 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
             "--device: --communicator pure_nccl gives each process its own GPU",
         ),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["--dis", "8"], "unrecognized arguments: --dis 8"),  # not taken for --dis-ch
         (["--export-only", "--export", "weights"], "--export-only needs --resume and --export"),
     ],
 )
