@@ -24,20 +24,6 @@ def fail(prog: str, message: str) -> int:
     return 2
 
 
-def _at_least(value: int, minimum: int) -> int:
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _at_least(int(text), 1)
-
-
-def non_negative_int(text: str) -> int:
-    return _at_least(int(text), 0)
-
-
 def whole_number(text: str) -> int:
     """An int, or an argparse error that quotes the text."""
     try:
@@ -47,10 +33,13 @@ def whole_number(text: str) -> int:
 
 
 def count_at_least(minimum: int) -> Callable[[str], int]:
-    """A value type for whole numbers from `minimum` up."""
+    """A value type for whole numbers from `minimum` up: the one rule for counts, sizes and intervals."""
 
     def parse(text: str) -> int:
-        return _at_least(whole_number(text), minimum)
+        value = whole_number(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
 
     return parse
 
@@ -98,7 +87,7 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
         help="folder with the four MNIST IDX .gz files (default: download with Chainer)",
     )
     parser.add_argument(
-        "--limit", type=positive_int, default=None, help="train on the first N training images only"
+        "--limit", type=count_at_least(1), default=None, help="train on the first N training images only"
     )
 
 

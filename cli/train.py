@@ -11,10 +11,10 @@ import numpy as np
 from cli.flags import (
     OneLineParser,
     add_data_flags,
+    count_at_least,
     fail,
     fraction,
     positive_float,
-    positive_int,
     unit_float,
     unwritable,
     written,
@@ -46,11 +46,13 @@ def build_parser() -> OneLineParser:
         default=None,
         help="Chainer device: -1 or @numpy for the CPU (default), 0 or @cupy:0 for GPU 0",
     )
-    parser.add_argument("--epoch", "-e", type=positive_int, default=16, help="epochs to train (default 16)")
+    parser.add_argument(
+        "--epoch", "-e", type=count_at_least(1), default=16, help="epochs to train (default 16)"
+    )
     parser.add_argument(
         "--batchsize",
         "-b",
-        type=positive_int,
+        type=count_at_least(1),
         default=32,
         help="images per batch (per process under MPI; default 32)",
     )
@@ -81,14 +83,17 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument(
         "--snapshot-interval",
-        type=positive_int,
+        type=count_at_least(1),
         default=None,
         metavar="ITERATIONS",
         help="iterations between snapshots and generator exports (default: one every epoch); "
         "there is always one at the end",
     )
     parser.add_argument(
-        "--log-interval", type=positive_int, default=100, help="iterations between log lines (default 100)"
+        "--log-interval",
+        type=count_at_least(1),
+        default=100,
+        help="iterations between log lines (default 100)",
     )
     parser.add_argument(
         "--export",
@@ -111,11 +116,11 @@ def build_parser() -> OneLineParser:
         "(1 + t) / (10 + t)), so that short runs and early previews average too",
     )
     parser.add_argument(
-        "--gen-ch", type=positive_int, default=128, help="generator channel width (default 128)"
+        "--gen-ch", type=count_at_least(1), default=128, help="generator channel width (default 128)"
     )
     parser.add_argument(
         "--dis-ch",
-        type=positive_int,
+        type=count_at_least(1),
         default=64,
         help="channel width of the projection discriminator (default 64)",
     )

@@ -10,10 +10,9 @@ import chainer
 from cli.flags import (
     OneLineParser,
     add_data_flags,
+    count_at_least,
     fail,
-    non_negative_int,
     positive_float,
-    positive_int,
     unwritable,
     written,
 )
@@ -37,9 +36,13 @@ def build_parser() -> OneLineParser:
         help="Chainer device: -1 or @numpy for the CPU, 0 or @cupy:0 for GPU 0",
     )
     parser.add_argument(
-        "--epoch", "-e", type=positive_int, default=5, help="epochs to train (the shipped classifier's: 5)"
+        "--epoch",
+        "-e",
+        type=count_at_least(1),
+        default=5,
+        help="epochs to train (the shipped classifier's: 5)",
     )
-    parser.add_argument("--batchsize", "-b", type=positive_int, default=64, help="images per batch")
+    parser.add_argument("--batchsize", "-b", type=count_at_least(1), default=64, help="images per batch")
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate at the start")
     parser.add_argument(
         "--lr-decay",
@@ -50,7 +53,7 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument(
         "--shift",
-        type=non_negative_int,
+        type=count_at_least(0),
         default=2,
         help="augmentation: random shifts of up to this many pixels (0: none)",
     )

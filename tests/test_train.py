@@ -486,7 +486,7 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
     [
         (["--batchsize", "0"], "argument --batchsize/-b: must be at least 1, got 0"),
         (["--lr", "nan"], "argument --lr: must be a positive number, got nan"),
-        (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
+        (["--epoch", "two"], "argument --epoch/-e: not a whole number: 'two'"),
         (["--lr-decay-start", "1.5"], "argument --lr-decay-start: must be between 0 and 1, got 1.5"),
         (["--lr-decay-start", "-0.1"], "argument --lr-decay-start: must be between 0 and 1, got -0.1"),
         (["--batch", "8"], "unrecognized arguments: --batch 8"),  # no abbreviations of --batchsize
