@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from chainer.datasets import TupleDataset
 from chainer.functions.connection import convolution_2d
-from helpers import write_idx, write_mnist_folder
+from helpers import ROOT, write_idx, write_mnist_folder
 
 import cli.train
 from cli.train import build_parser, main, parse_args
@@ -29,7 +29,7 @@ from model.export import load_generator
 from model.net import Generator
 from training.extensions import EMA_WARMUP, GeneratorAverage, LinearDecay
 from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
-from training.trainer import build_trainer, decay_start, last_iteration
+from training.trainer import build_trainer, last_iteration, run_info
 from training.updater import DeviceData
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
@@ -284,14 +284,15 @@ def test_a_cli_run_trains_with_the_fast_cpu_kernels(mnist_folder, tmp_path, monk
     assert kernels == [cpu_kernels.conv_forward]
 
 
-def test_the_defaults_are_the_shipped_recipe_for_any_data_size():
-    """60,000 MNIST images, batch 32, 16 epochs: 30,000 iterations, the rate falling from 20,000."""
+def test_the_defaults_are_the_recipe_the_shipped_generator_records():
+    """What the shipped generator.json records of its run, run_info makes again from the defaults."""
+    shipped = json.loads((ROOT / "weights" / "generator.json").read_text())
     args = parse_args([])
-    end = last_iteration(args, 60_000)
-    assert (end, decay_start(args, end)) == (30_000, 20_000)
-    assert (args.batchsize, args.lr, args.beta1, args.ema, args.seed) == (32, 2e-4, 0.0, 0.999, 0)
-    assert args.class_weight == 0.1
-    assert (args.gen_ch, args.dis_ch) == (128, 64)
+    end = last_iteration(args, shipped["train_images"])
+    recipe = run_info(args, range(shipped["train_images"]), "@numpy", end)
+    del recipe["data"], recipe["device"]  # where this run would read MNIST, and on what it runs
+    assert recipe == {key: shipped[key] for key in recipe}
+    assert (args.epoch, args.gen_ch) == (shipped["planned_epochs"], shipped["architecture"]["ch"])
     assert args.snapshot_interval is None, "a snapshot every epoch, whatever the data size"
     assert "weights/generator.npz" in build_parser().format_help()
 
