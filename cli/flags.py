@@ -1,5 +1,5 @@
-"""What the command-line scripts share: the one-line errors, argparse value types, the data flags and
-the checks of their output folders."""
+"""What two or more command-line scripts share: the one-line errors, the whole-number and
+positive-number value types, the data flags and the checks of their output folders."""
 
 import argparse
 import sys
@@ -44,37 +44,10 @@ def count_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def count_between(minimum: int, maximum: int) -> Callable[[str], int]:
-    """A value type for whole numbers from `minimum` to `maximum`, both included."""
-
-    def parse(text: str) -> int:
-        value = whole_number(text)
-        if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"must be between {minimum} and {maximum}, got {value}")
-        return value
-
-    return parse
-
-
 def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0 or not np.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def unit_float(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A share of something, 0 and 1 included."""
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 

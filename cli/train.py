@@ -13,9 +13,7 @@ from cli.flags import (
     add_data_flags,
     count_at_least,
     fail,
-    fraction,
     positive_float,
-    unit_float,
     unwritable,
     written,
 )
@@ -34,6 +32,22 @@ DESCRIPTION = (
     "recipe of the shipped weights/generator.npz: `python train.py --export weights/` retrains it "
     "(how long it takes on a GPU and on a CPU: see docs/training.md)."
 )
+
+
+def unit_float(text: str) -> float:
+    """A decay rate (Adam's beta1, the weight average's decay): from 0 up to, not including, 1."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share of something, 0 and 1 included."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 
 def build_parser() -> OneLineParser:
