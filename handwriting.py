@@ -2,11 +2,13 @@
 
 python handwriting.py                                   # the shipped weights/, judged by weights/classifier.*
 python handwriting.py --weights result --classifier weights
+
+The flags and the run are in cli/handwriting.py; the fit in model/handwriting.py.
 """
 
 import sys
 
-from model.handwriting_cli import main
+from cli.handwriting import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -34,7 +34,7 @@ from bench.machine import machine_info
 CHUNKED_HEAD = b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 ONE_BYTE_CHUNKS = CHUNKED_HEAD + b"1;a\r\nx\r\n" * 24_000 + b"0\r\n\r\n"  # 192 KB
 # A request as large as the framer lets wait, never finished: long header fields, then a chunked
-# body with long chunk extensions, 15 KB of data and long trailers (the attack, 48 KB).
+# body with long chunk extensions, 15 KB of data and long trailers (48 KB in all).
 LONG_FIELDS = b"".join(b"X-Long-%d: %s\r\n" % (n, b"v" * 4000) for n in range(7))
 LARGEST_UNFINISHED = (
     CHUNKED_HEAD.replace(b"Host: x\r\n", b"Host: x\r\n" + LONG_FIELDS)

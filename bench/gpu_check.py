@@ -27,7 +27,7 @@ import chainer
 
 from bench.machine import machine_info
 from bench.train_speed import time_updates
-from cli.flags import OneLineParser, fail, positive_int
+from cli.flags import OneLineParser, count_at_least, fail
 from mnist.data import write_random_mnist_folder
 from training.gpu import device_problem
 
@@ -226,19 +226,19 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument(
         "--iterations",
-        type=positive_int,
+        type=count_at_least(1),
         default=200,
         help=f"length of the short run, rounded up to tens (default 200, at least {MIN_ITERATIONS})",
     )
     parser.add_argument(
         "--batchsize",
-        type=positive_int,
+        type=count_at_least(1),
         nargs="+",
         default=[64, 256],
         help="batch sizes at which a step of the shipped networks is timed (default 64 256)",
     )
     parser.add_argument(
-        "--timed", type=positive_int, default=30, help="timed steps at each batch size (default 30)"
+        "--timed", type=count_at_least(1), default=30, help="timed steps at each batch size (default 30)"
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for the runs (default: a temporary one)"

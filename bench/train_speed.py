@@ -19,8 +19,8 @@ import numpy as np
 from chainer.datasets import TupleDataset
 
 from bench.machine import machine_info
+from cli.train import parse_args, set_up_process
 from model.net import ProjectionDiscriminator
-from training.cli import parse_args, set_up_process
 from training.trainer import build_trainer
 
 

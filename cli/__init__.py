@@ -1,2 +1,3 @@
-"""What the command-line scripts (train.py, train_classifier.py, evaluate.py) share: one-line errors,
-argparse value types and output checks (flags), and the signals that end a run (signals)."""
+"""The command-line scripts' flags and wiring, one module per script and named after it (train,
+train_classifier, evaluate, handwriting), and what they share (flags): one-line errors, argparse value
+types, the data flags and the checks of output folders."""

@@ -1,5 +1,5 @@
-"""What the command-line scripts share: the one-line errors, argparse value types, the data flags and
-the checks of their output folders."""
+"""What two or more command-line scripts share: the one-line errors, the whole-number and
+positive-number value types, the data flags and the checks of their output folders."""
 
 import argparse
 import sys
@@ -24,20 +24,6 @@ def fail(prog: str, message: str) -> int:
     return 2
 
 
-def _at_least(value: int, minimum: int) -> int:
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _at_least(int(text), 1)
-
-
-def non_negative_int(text: str) -> int:
-    return _at_least(int(text), 0)
-
-
 def whole_number(text: str) -> int:
     """An int, or an argparse error that quotes the text."""
     try:
@@ -47,21 +33,12 @@ def whole_number(text: str) -> int:
 
 
 def count_at_least(minimum: int) -> Callable[[str], int]:
-    """A value type for whole numbers from `minimum` up."""
-
-    def parse(text: str) -> int:
-        return _at_least(whole_number(text), minimum)
-
-    return parse
-
-
-def count_between(minimum: int, maximum: int) -> Callable[[str], int]:
-    """A value type for whole numbers from `minimum` to `maximum`, both included."""
+    """A value type for whole numbers from `minimum` up: the one rule for counts, sizes and intervals."""
 
     def parse(text: str) -> int:
         value = whole_number(text)
-        if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"must be between {minimum} and {maximum}, got {value}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
 
     return parse
@@ -74,21 +51,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def unit_float(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A share of something, 0 and 1 included."""
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
     """--data and --limit, the same for every script that trains on MNIST."""
     parser.add_argument(
@@ -98,7 +60,7 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
         help="folder with the four MNIST IDX .gz files (default: download with Chainer)",
     )
     parser.add_argument(
-        "--limit", type=positive_int, default=None, help="train on the first N training images only"
+        "--limit", type=count_at_least(1), default=None, help="train on the first N training images only"
     )
 
 

@@ -1,4 +1,5 @@
-"""Measuring a generator: the MNIST classifier's training, the metrics, the report evaluate.py prints,
-and the command lines of evaluate.py (cli) and train_classifier.py (classifier_cli).
+"""Measuring a generator: the metrics, the report evaluate.py prints, and how the handwriting sliders
+move the pictures.
 
-The classifier network itself is in model/classifier.py: the web app reads pictures with it too."""
+The classifier network itself is in model/classifier.py (the web app reads pictures with it too) and
+its training in training/classifier.py."""

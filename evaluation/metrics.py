@@ -1,10 +1,13 @@
 """The numbers of the generator evaluation, as plain numpy functions of classifier outputs.
 
-Nothing here knows about Chainer: evaluation/report.py runs the networks and hands over probabilities
+Nothing here runs a network: evaluation/report.py does and hands over probabilities
 and penultimate-layer features, so every measure can be tested on arrays made up in the test.
 """
 
 import numpy as np
+
+from model.net import N_CLASSES
+from model.sampling import one_hot
 
 # The quality bar a generator must meet to ship (N=500 images per class).
 MIN_MEAN_ACCURACY = 0.99
@@ -65,7 +68,7 @@ def class_frechet_distances(
     labels_a: np.ndarray,
     features_b: np.ndarray,
     labels_b: np.ndarray,
-    n_classes: int = 10,
+    n_classes: int = N_CLASSES,
 ) -> np.ndarray:
     """Fréchet distance between the two sets' rows of each class (NaN where a set lacks the class)."""
     distances = np.full(n_classes, np.nan)
@@ -77,7 +80,7 @@ def class_frechet_distances(
 
 
 def balanced_halves(
-    labels: np.ndarray, per_class: int, n_classes: int = 10, seed: int = 0
+    labels: np.ndarray, per_class: int, n_classes: int = N_CLASSES, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Two disjoint index sets with the same number k of examples of every class.
 
@@ -100,7 +103,9 @@ def balanced_halves(
     return np.concatenate(half_a), np.concatenate(half_b), k
 
 
-def per_class_accuracy(predicted: np.ndarray, requested: np.ndarray, n_classes: int = 10) -> np.ndarray:
+def per_class_accuracy(
+    predicted: np.ndarray, requested: np.ndarray, n_classes: int = N_CLASSES
+) -> np.ndarray:
     """For each class, the fraction of images asked for as that class that the classifier calls it."""
     predicted, requested = np.asarray(predicted), np.asarray(requested)
     accuracy = np.full(n_classes, np.nan)
@@ -127,7 +132,7 @@ def mean_pairwise_distance(features: np.ndarray) -> float:
     return float((distances.sum() - np.trace(distances)) / (n * (n - 1)))
 
 
-def class_diversity(features: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
+def class_diversity(features: np.ndarray, labels: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
     """Mean pairwise feature distance within each class (NaN where a class has fewer than 2 rows)."""
     features, labels = np.asarray(features), np.asarray(labels)
     diversity = np.full(n_classes, np.nan)
@@ -138,11 +143,11 @@ def class_diversity(features: np.ndarray, labels: np.ndarray, n_classes: int = 1
     return diversity
 
 
-def soft_labels(source: int, target: int, ts: np.ndarray, n_classes: int = 10) -> np.ndarray:
+def soft_labels(source: int, target: int, ts: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
     """Label rows (1 - t)·onehot(source) + t·onehot(target), one per t, float32."""
-    eye = np.eye(n_classes, dtype=np.float64)
+    source_row, target_row = one_hot([source, target], n_classes).astype(np.float64)
     ts = np.asarray(ts, dtype=np.float64)[:, None]
-    return ((1 - ts) * eye[source] + ts * eye[target]).astype(np.float32)
+    return ((1 - ts) * source_row + ts * target_row).astype(np.float32)
 
 
 def max_drop(curve: np.ndarray) -> float:

@@ -59,11 +59,14 @@ class FoldedGenerator:
     """gen's (noise, labels) -> images (n, 1, 28, 28) in [0, 1], computed with NumPy in float64.
 
     Per layer, batch norm's scale and shift go into the weights and bias; the label-dependent gain
-    and bias stay, as one small product of the labels. `fc_w` ... `dc2_b` are the page's arrays
-    (webapp/browser_weights.py); the transposed convolutions compute with `spread_matrix`'s layout of
-    the same numbers. `dtype` is the arithmetic: the app serves float64 (ARITHMETIC), and
-    bench/pixel_edges.py measures others.
+    and bias stay, as one small product of the labels. ARRAY_NAMES lists the page's arrays; the
+    transposed convolutions compute with `spread_matrix`'s layout of the same numbers. `dtype` is the
+    arithmetic: the app serves float64 (ARITHMETIC), and bench/pixel_edges.py measures others.
     """
+
+    # The page's arrays (arrays(), webapp/browser_weights.py), in its weights file's order: all the
+    # numbers the server computes with (spread_matrices are dc1_taps and dc2_taps laid out anew).
+    ARRAY_NAMES = ("fc_w", "fc_b", "label_affine", "dc1_taps", "dc1_b", "dc2_taps", "dc2_b")
 
     def __init__(self, gen: Generator, dtype: type = np.float64):
         self.z_size, self.ch, self.n_classes, self.dtype = gen.z_size, gen.ch, gen.n_classes, dtype
@@ -84,6 +87,14 @@ class FoldedGenerator:
         self.split = [size0, 2 * size0, 2 * size0 + size1]  # gain0 | bias0 | gain1 | bias1
         directions = getattr(gen, HANDWRITING_ARRAY, None)  # model/handwriting.py moves the noise along them
         self.handwriting = None if directions is None else float32_values(directions)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Its arrays by name, in ARRAY_NAMES' order, then its handwriting directions when it has them:
+        all that static/generator.js needs to compute the same pictures."""
+        arrays = {name: getattr(self, name) for name in self.ARRAY_NAMES}
+        if self.handwriting is not None:
+            arrays[HANDWRITING_ARRAY] = self.handwriting
+        return arrays
 
     def __call__(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Images in `dtype`; the inputs are taken as float32, as the noise rule and the page give them."""

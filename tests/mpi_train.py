@@ -13,7 +13,7 @@ import chainer
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, from tests/
-from training import cli  # noqa: E402
+from cli import train as train_cli  # noqa: E402
 
 
 def record_weights(folder: Path, rank: int, crash: bool):
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
         at = argv.index("--crash-rank")
         crash_rank = int(argv[at + 1])
         del argv[at : at + 2]
-    build_trainer = cli.build_trainer
+    build_trainer = train_cli.build_trainer
 
     def build_and_record(args, dataset, device, comm=None):
         trainer = build_trainer(args, dataset, device, comm)
@@ -45,8 +45,8 @@ def main(argv: list[str]) -> int:
         trainer.extend(record_weights(args.out / "weights", rank, rank == crash_rank))
         return trainer
 
-    cli.build_trainer = build_and_record  # the name main() calls
-    return cli.main(argv)
+    train_cli.build_trainer = build_and_record  # the name main() calls
+    return train_cli.main(argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from helpers import weights_version
 
 from model.export import load_generator
 from model.inference import FoldedGenerator
-from webapp.browser_weights import ARRAY_NAMES, weights_file
+from webapp.browser_weights import weights_file
+
+ARRAY_NAMES = FoldedGenerator.ARRAY_NAMES
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
@@ -52,6 +54,12 @@ def test_the_shipped_weights_file_has_every_array_of_conditional_batch_norm_and_
     np.testing.assert_array_equal(arrays["label_affine"], folded.label_affine)
     np.testing.assert_array_equal(arrays["handwriting"], folded.handwriting)
     assert sum(a.nbytes for a in arrays.values()) < 4_000_000  # the page's budget on a first visit
+
+
+def test_the_folded_generator_lists_every_array_it_computes_with(generator_dir):
+    folded = FoldedGenerator(load_generator(generator_dir)[0])
+    held = {name for name, value in vars(folded).items() if isinstance(value, np.ndarray)}
+    assert held == set(folded.arrays())  # so the page computes with all of them
 
 
 def test_the_page_names_the_weights_url_of_its_version(app, client):

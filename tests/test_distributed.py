@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from helpers import write_mnist_folder
 
+from cli.train import main
 from training import distributed
-from training.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--log-interval", "100"]
@@ -154,7 +154,7 @@ def test_a_single_process_run_imports_neither_chainermn_nor_mpi4py(eight_images,
     argv = [*TINY, "--batchsize", "4", "--epoch", "1", "--data", str(eight_images), "--out", str(tmp_path)]
     script = (
         "import sys\n"
-        "from training.cli import main\n"
+        "from cli.train import main\n"
         f"assert main({argv!r}) == 0\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('chainermn', 'mpi4py')))\n"
     )

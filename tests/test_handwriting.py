@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from helpers import lively_generator, rewrite_weights, save_small_classifier, write_mnist_folder
 
+from cli.handwriting import main
+from cli.train import main as train
 from model.classifier import load_classifier
 from model.export import WEIGHTS_NAME, load_generator, save_generator
 from model.files import WeightsError
@@ -16,10 +18,8 @@ from model.handwriting import (
     projected_directions,
     styled_noise,
 )
-from model.handwriting_cli import main
 from model.inference import FoldedClassifier, FoldedGenerator
 from model.sampling import seeds_noise
-from training.cli import main as train
 
 
 def bar(width: int, shear: float = 0.0) -> np.ndarray:

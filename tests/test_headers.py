@@ -1,6 +1,9 @@
 """Security headers on every kind of answer, and a policy that allows no inline code and no framing."""
 
+import re
+
 import pytest
+from helpers import ROOT
 
 from webapp.errors import SECURITY_HEADERS
 
@@ -23,8 +26,13 @@ def test_the_policy_allows_only_this_site_and_no_inline_code_or_framing():
     assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
     assert policy["frame-ancestors"] == ["'none'"] and policy["object-src"] == ["'none'"]
     assert not any("unsafe" in value for values in policy.values() for value in values)
-    assert SECURITY_HEADERS["X-Content-Type-Options"] == "nosniff"
-    assert SECURITY_HEADERS["Referrer-Policy"] == "same-origin"
+
+
+def test_the_operations_guide_lists_exactly_the_headers_sent():
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    section = guide.split("\n## Security headers\n", 1)[1].split("\n## ", 1)[0]
+    listed = (" ".join(item.split()) for item in re.findall(r"^- `([^`]+)`", section, flags=re.MULTILINE))
+    assert dict(item.split(": ", 1) for item in listed) == SECURITY_HEADERS
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from helpers import ROOT, garbage_arrays, rewrite_weights, write_idx, write_mnist_folder
 
-from evaluation import classifier_cli
-from evaluation import cli as evaluate_cli
+from cli import evaluate as evaluate_cli
+from cli import train as train_cli
+from cli import train_classifier as classifier_cli
 from mnist.data import IMAGES_MAGIC, TEST_IMAGES, TRAIN_IMAGES
 from model.classifier import Classifier, save_classifier
-from training import cli as train_cli
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,7 @@ def test_a_scripts_help_lists_exactly_its_parsers_flags(script, cli):
         (evaluate_cli, ["--per-class", "1"], "argument --per-class/-n: must be between 2 and 10000, got 1"),
         (evaluate_cli, ["--sweep-steps", "x"], "argument --sweep-steps: not a whole number: 'x'"),
         (classifier_cli, ["--epoch", "0"], "argument --epoch/-e: must be at least 1, got 0"),
+        (classifier_cli, ["--result", "r"], "unrecognized arguments: --result r"),
     ],
 )
 def test_a_bad_flag_is_one_line_and_exit_2(cli, argv, message, capsys):
@@ -156,34 +157,17 @@ def test_train_classifier_writes_weights_metadata_and_log(mnist_folder, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("argv", "export", "out", "warning"),
+    ("argv", "export", "out"),
     [
-        (["--out", "w", "--result", "r"], "w", "r", "--out without --export names the classifier's folder"),
-        (["--out", "w"], "w", "result/classifier", "--out without --export names the classifier's folder"),
-        (["--export", "w", "--result", "r"], "w", "r", "--result is deprecated: it is --out now"),
-        (["--result", "r"], "weights", "r", "--result is deprecated: it is --out now"),
-        (["--export", "w", "--out", "r"], "w", "r", None),
-        ([], "weights", "result/classifier", None),
+        (["--export", "w", "--out", "r"], "w", "r"),
+        (["--out", "r"], "weights", "r"),
+        ([], "weights", "result/classifier"),
     ],
-    ids=["old out and result", "old out", "export and old result", "old result", "new names", "defaults"],
 )
-def test_train_classifier_reads_the_old_output_flags_the_old_way_with_a_warning(
-    argv, export, out, warning, capsys
-):
+def test_train_classifier_sends_the_classifier_to_export_and_the_log_to_out(argv, export, out, capsys):
     args = classifier_cli.parse_args(argv)
     assert (args.export, args.out) == (Path(export), Path(out))
-    err = capsys.readouterr().err
-    if warning is None:
-        assert err == ""
-    else:
-        assert err.startswith(f"train_classifier.py: warning: {warning}") and err.count("\n") == 1
-
-
-def test_train_classifier_refuses_out_and_its_old_name_together(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        classifier_cli.parse_args(["--export", "w", "--out", "r", "--result", "r"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.endswith("error: --result is the old name of --out: give one of them\n")
+    assert capsys.readouterr().err == ""
 
 
 def test_train_classifier_without_network_or_data_is_one_line(no_network, tmp_path, capsys):

@@ -19,18 +19,18 @@ import numpy as np
 import pytest
 from chainer.datasets import TupleDataset
 from chainer.functions.connection import convolution_2d
-from helpers import write_idx, write_mnist_folder
+from helpers import ROOT, write_idx, write_mnist_folder
 
-import training.cli
+import cli.train
+from cli.train import build_parser, main, parse_args
 from mnist.data import IMAGES_MAGIC, TRAIN_IMAGES
 from model import cpu_kernels
 from model.export import load_generator
 from model.files import METADATA_ENTRY
 from model.net import Generator
-from training.cli import build_parser, main, parse_args
 from training.extensions import EMA_WARMUP, GeneratorAverage, LinearDecay
 from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
-from training.trainer import build_trainer, decay_start, last_iteration
+from training.trainer import build_trainer, last_iteration, run_info
 from training.updater import DeviceData
 
 TINY = ["--gen-ch", "8", "--dis-ch", "8", "--batchsize", "8", "--log-interval", "1"]
@@ -294,8 +294,8 @@ def test_a_cli_run_trains_with_the_fast_cpu_kernels(mnist_folder, tmp_path, monk
         kernels.append(convolution_2d.Convolution2DFunction._forward_cpu_core)
         return real(*args, **kwargs)
 
-    real = training.cli.build_trainer
-    monkeypatch.setattr(training.cli, "build_trainer", build)
+    real = cli.train.build_trainer
+    monkeypatch.setattr(cli.train, "build_trainer", build)
     assert (
         main([*TINY, "--data", str(mnist_folder), "--out", str(tmp_path), "--limit", "8", "--epoch", "1"])
         == 0
@@ -303,14 +303,15 @@ def test_a_cli_run_trains_with_the_fast_cpu_kernels(mnist_folder, tmp_path, monk
     assert kernels == [cpu_kernels.conv_forward]
 
 
-def test_the_defaults_are_the_shipped_recipe_for_any_data_size():
-    """60,000 MNIST images, batch 32, 16 epochs: 30,000 iterations, the rate falling from 20,000."""
+def test_the_defaults_are_the_recipe_the_shipped_generator_records():
+    """What the shipped generator.json records of its run, run_info makes again from the defaults."""
+    shipped = json.loads((ROOT / "weights" / "generator.json").read_text())
     args = parse_args([])
-    end = last_iteration(args, 60_000)
-    assert (end, decay_start(args, end)) == (30_000, 20_000)
-    assert (args.batchsize, args.lr, args.beta1, args.ema, args.seed) == (32, 2e-4, 0.0, 0.999, 0)
-    assert args.class_weight == 0.1
-    assert (args.gen_ch, args.dis_ch) == (128, 64)
+    end = last_iteration(args, shipped["train_images"])
+    recipe = run_info(args, range(shipped["train_images"]), "@numpy", end)
+    del recipe["data"], recipe["device"]  # where this run would read MNIST, and on what it runs
+    assert recipe == {key: shipped[key] for key in recipe}
+    assert (args.epoch, args.gen_ch) == (shipped["planned_epochs"], shipped["architecture"]["ch"])
     assert args.snapshot_interval is None, "a snapshot every epoch, whatever the data size"
     assert "weights/generator.npz" in build_parser().format_help()
 
@@ -503,7 +504,7 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
     [
         (["--batchsize", "0"], "argument --batchsize/-b: must be at least 1, got 0"),
         (["--lr", "nan"], "argument --lr: must be a positive number, got nan"),
-        (["--epoch", "two"], "argument --epoch/-e: invalid positive_int value: 'two'"),
+        (["--epoch", "two"], "argument --epoch/-e: not a whole number: 'two'"),
         (["--lr-decay-start", "1.5"], "argument --lr-decay-start: must be between 0 and 1, got 1.5"),
         (["--lr-decay-start", "-0.1"], "argument --lr-decay-start: must be between 0 and 1, got -0.1"),
         (["--batch", "8"], "unrecognized arguments: --batch 8"),  # no abbreviations of --batchsize
@@ -512,6 +513,7 @@ def test_export_only_writes_a_snapshots_average_or_last_iterate_without_training
             "--device: --communicator pure_nccl gives each process its own GPU",
         ),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["--dis", "8"], "unrecognized arguments: --dis 8"),  # not taken for --dis-ch
         (["--export-only", "--export", "weights"], "--export-only needs --resume and --export"),
     ],
 )
@@ -577,7 +579,7 @@ def test_a_gpu_without_cupy_says_what_to_install_in_one_line(monkeypatch, capsys
 
 def stop_at(monkeypatch, iteration: int, signum: int) -> None:
     """The run sends itself `signum` during iteration `iteration`, as a scheduler or Ctrl-C would."""
-    real = training.cli.build_trainer
+    real = cli.train.build_trainer
 
     def build(*args, **kwargs):
         trainer = real(*args, **kwargs)
@@ -588,7 +590,7 @@ def stop_at(monkeypatch, iteration: int, signum: int) -> None:
         )
         return trainer
 
-    monkeypatch.setattr(training.cli, "build_trainer", build)
+    monkeypatch.setattr(cli.train, "build_trainer", build)
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -748,7 +750,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_training(
     outputs = {"--out": base / "out", "--export": base / "weights", flag: path}
     before = sorted(base.rglob("*"))
     started = []
-    monkeypatch.setattr(training.cli, "train", lambda *args: started.append(args))
+    monkeypatch.setattr(cli.train, "train", lambda *args: started.append(args))
     assert run_train(mnist_folder, outputs["--out"], "--export", str(outputs["--export"])) == 2
     expected = problem.format(path=path, parent=path.parent, base=base)
     assert capsys.readouterr().err == f"train.py: error: {flag} {path}: {expected}\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from chainer import training
 
-from cli.signals import handling
+from training.signals import handling
 
 SNAPSHOT_NAME = "snapshot_iter_{.updater.iteration}"
 

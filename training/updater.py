@@ -4,7 +4,7 @@ import chainer
 import numpy as np
 from chainer import training
 
-from model.net import N_CLASSES
+from model.sampling import one_hot
 from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
 
 
@@ -18,7 +18,7 @@ class DeviceData:
     def __init__(self, dataset, device: chainer.backend.Device):
         images, digits = chainer.dataset.concat_examples(dataset[: len(dataset)])
         self.images = device.send(images)
-        self.labels = device.send(np.eye(N_CLASSES, dtype=np.float32)[digits])
+        self.labels = device.send(one_hot(digits))
 
     def __len__(self) -> int:
         return len(self.images)

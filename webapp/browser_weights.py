@@ -19,17 +19,13 @@ from model.inference import FoldedGenerator
 from webapp.networks import Networks
 
 FORMAT = "folded-generator-float32"
-# FoldedGenerator's arrays, in the file's order; then its handwriting directions when it has them.
-ARRAY_NAMES = ("fc_w", "fc_b", "label_affine", "dc1_taps", "dc1_b", "dc2_taps", "dc2_b")
 
 _lock = threading.Lock()
 
 
 def weights_file(gen: FoldedGenerator) -> bytes:
     """The file's bytes for a loaded generator."""
-    arrays = {name: getattr(gen, name) for name in ARRAY_NAMES}
-    if gen.handwriting is not None:
-        arrays["handwriting"] = gen.handwriting
+    arrays = gen.arrays()
     header = {
         "format": FORMAT,
         "z_size": gen.z_size,

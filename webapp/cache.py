@@ -17,7 +17,6 @@ class LruCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.nbytes = 0
-        self.hits = self.misses = 0
         self._items: OrderedDict[Hashable, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -30,9 +29,7 @@ class LruCache:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
-                self.hits += 1
                 return value
-            self.misses += 1
         value = make()
         if len(value) > self.max_bytes or self.max_entries < 1:
             return value

@@ -6,6 +6,7 @@ tests check that each is answered and that one step past it is refused.
 """
 
 from model.net import IMAGE_SIZE, N_CLASSES
+from model.sampling import one_hot
 from server import framing
 
 # A full grid of labels written with 17 digits each still fits. The worker's framer refuses a larger
@@ -24,7 +25,7 @@ MAX_ANIMATION_PIXELS = MAX_FRAMES * (IMAGE_SIZE * 4) ** 2  # all /interpolate fr
 ANSWER_CACHE_ENTRIES = 8192
 ANSWER_CACHE_BYTES = 16 * 1024 * 1024
 
-DIGITS = [[float(i == d) for i in range(N_CLASSES)] for d in range(N_CLASSES)]
+DIGITS = one_hot(range(N_CLASSES)).tolist()
 MORPH = {"from": {"labels": DIGITS[1], "seed": 1}, "to": {"labels": DIGITS[8], "seed": 2}}
 LARGEST_REQUESTS = {
     "generate": ("/generate", {"labels": DIGITS[3], "seed": 1, "scale": MAX_SCALE}),

@@ -15,6 +15,7 @@ from model.handwriting import HANDWRITING
 from model.images import png_bytes
 from model.inference import pictures_version
 from model.net import N_CLASSES
+from model.sampling import one_hot
 from webapp.networks import networks
 from webapp.pictures import draw_states, readings
 from webapp.state import State
@@ -124,7 +125,7 @@ def picture_response(data: bytes, mimetype: str, started: float, details: dict) 
 
 def presets() -> list[tuple[str, str]]:
     """The article's experiments as (name, labels query): each digit, all 0, all 1, all 0.5, 0 with 1."""
-    digits = [(str(d), [1.0 if i == d else 0.0 for i in range(N_CLASSES)]) for d in range(N_CLASSES)]
+    digits = [(str(d), one_hot(d).tolist()) for d in range(N_CLASSES)]
     both = [1.0, 1.0] + [0.0] * (N_CLASSES - 2)
     named = digits + [
         ("all 0", [0.0] * N_CLASSES),

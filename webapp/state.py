@@ -6,12 +6,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.handwriting import HANDWRITING, styled_noise
-from model.sampling import MAX_SEED, seed_noise, slerp
+from model.sampling import MAX_SEED, one_hot, seed_noise, slerp
 from webapp.validation import ApiError, integer, label_vector, number, query_state
 
 NO_STYLE = (0.0,) * len(HANDWRITING)
 STATE_FIELDS = {"seed_b", "blend", *HANDWRITING}  # optional beside labels and seed
-DEFAULT_STATE = {"labels": [0.0] * 3 + [1.0] + [0.0] * 6, "seed": 42, "seed_b": 7, "blend": 0.0}
+DEFAULT_STATE = {"labels": one_hot(3).tolist(), "seed": 42, "seed_b": 7, "blend": 0.0}
 
 
 @dataclass(frozen=True)

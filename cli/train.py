@@ -11,11 +11,9 @@ import numpy as np
 from cli.flags import (
     OneLineParser,
     add_data_flags,
+    count_at_least,
     fail,
-    fraction,
     positive_float,
-    positive_int,
-    unit_float,
     unwritable,
     written,
 )
@@ -36,9 +34,25 @@ DESCRIPTION = (
 )
 
 
+def unit_float(text: str) -> float:
+    """A decay rate (Adam's beta1, the weight average's decay): from 0 up to, not including, 1."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share of something, 0 and 1 included."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def build_parser() -> OneLineParser:
     """The flags, in the Chainer examples' style; their defaults are the shipped generator's recipe."""
-    # No abbreviations: a flag that was removed would otherwise pass as the one it begins (--dis).
+    # Flags are spelled in full: a prefix such as --dis is refused, not taken for --dis-ch.
     parser = OneLineParser(prog=PROG, description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument(
         "--device",
@@ -46,11 +60,13 @@ def build_parser() -> OneLineParser:
         default=None,
         help="Chainer device: -1 or @numpy for the CPU (default), 0 or @cupy:0 for GPU 0",
     )
-    parser.add_argument("--epoch", "-e", type=positive_int, default=16, help="epochs to train (default 16)")
+    parser.add_argument(
+        "--epoch", "-e", type=count_at_least(1), default=16, help="epochs to train (default 16)"
+    )
     parser.add_argument(
         "--batchsize",
         "-b",
-        type=positive_int,
+        type=count_at_least(1),
         default=32,
         help="images per batch (per process under MPI; default 32)",
     )
@@ -81,14 +97,17 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument(
         "--snapshot-interval",
-        type=positive_int,
+        type=count_at_least(1),
         default=None,
         metavar="ITERATIONS",
         help="iterations between snapshots and generator exports (default: one every epoch); "
         "there is always one at the end",
     )
     parser.add_argument(
-        "--log-interval", type=positive_int, default=100, help="iterations between log lines (default 100)"
+        "--log-interval",
+        type=count_at_least(1),
+        default=100,
+        help="iterations between log lines (default 100)",
     )
     parser.add_argument(
         "--export",
@@ -111,11 +130,11 @@ def build_parser() -> OneLineParser:
         "(1 + t) / (10 + t)), so that short runs and early previews average too",
     )
     parser.add_argument(
-        "--gen-ch", type=positive_int, default=128, help="generator channel width (default 128)"
+        "--gen-ch", type=count_at_least(1), default=128, help="generator channel width (default 128)"
     )
     parser.add_argument(
         "--dis-ch",
-        type=positive_int,
+        type=count_at_least(1),
         default=64,
         help="channel width of the projection discriminator (default 64)",
     )
@@ -158,72 +177,74 @@ def set_up_process() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train (or with --export-only just export) as the flags say; 0, or 2 after a one-line error."""
-    args = parse_args(argv)
-    set_up_process()
-    comm = None
-    if args.communicator is not None:
-        try:
-            from training import distributed  # only here: a single process needs neither ChainerMN nor MPI
+    """Train (or with --export-only just export) as the flags say; 0, or 2 after a one-line error.
 
-            comm = distributed.communicator(args.communicator)
-        except Exception as error:  # no mpi4py or MPI library; for pure_nccl no CuPy, NCCL or GPU
-            return fail(PROG, f"--communicator {args.communicator}: {error}")
+    Under MPI every process runs this; after each step that can fail, all of them stop together on the
+    first process's error (shared_error) and rank 0 alone prints it."""
+    args = parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    set_up_process()
+    try:
+        comm = communicator(args.communicator)
+    except Exception as error:  # no mpi4py or MPI library; for pure_nccl no CuPy, NCCL or GPU
+        return fail(PROG, f"--communicator {args.communicator}: {error}")
     rank = 0 if comm is None else comm.rank
 
-    def fail_on_rank_0(message: str) -> int:  # every process stops, one prints
+    def fail_on_rank_0(message: str) -> int:
         return fail(PROG, message) if rank == 0 else 2
 
+    device, error = chosen_device(args, comm)
+    if error := shared_error(comm, error):
+        return fail_on_rank_0(error)
+    dataset, error = training_data(args, comm) if rank == 0 else (None, None)  # rank 0 reads, then scatters
+    if error := shared_error(comm, error):
+        return fail_on_rank_0(error)
+    trainer = build_trainer(args, dataset, device, comm)
+    error = None if args.resume is None else load_snapshot(args.resume, trainer)  # on every process
+    if error := shared_error(comm, error):
+        return fail_on_rank_0(error)
+    if not args.export_only and (status := train(trainer, args, argv)) is not None:
+        return status
+    if args.export is not None and rank == 0:
+        return export_generator(trainer, args, argv)
+    return 0
+
+
+def communicator(name: str | None):
+    """ChainerMN's communicator over the processes that mpiexec started, or None for a single process
+    (which then loads neither ChainerMN nor MPI)."""
+    if name is None:
+        return None
+    from training import distributed
+
+    return distributed.communicator(name)
+
+
+def chosen_device(args: argparse.Namespace, comm) -> tuple[chainer.backend.Device | None, str | None]:
+    """(this process's device, in use), or (None, why it cannot be used): --device, or under
+    --communicator pure_nccl the GPU of the process's rank on its node."""
     pure_nccl = args.communicator == "pure_nccl"
-    flag = "--communicator pure_nccl" if pure_nccl else f"--device {args.device or '-1'}"
-    spec, error = args.device or "-1", None
+    spec = args.device or "-1"
     try:
         if pure_nccl:
-            spec = distributed.gpu_of(comm)
+            from training.distributed import gpu_of
+
+            spec = gpu_of(comm)
         device = chainer.get_device(spec)
         device.use()
-    except Exception as exception:  # Chainer raises several types for a bad or unusable device spec
-        error = f"{flag}: {device_problem(spec, exception)}"
-    if error := shared_error(comm, error):
-        return fail_on_rank_0(error)
-    dataset = None
-    if rank == 0:  # under MPI, rank 0 reads the data and scatters it
-        try:
-            dataset = load_mnist(args.data, args.limit)
-            error = start_problem(args, dataset, 1 if comm is None else comm.size)
-        except DataError as exception:
-            error = str(exception)
-    if error := shared_error(comm, error):
-        return fail_on_rank_0(error)
+    except Exception as error:  # Chainer raises several types for a bad or unusable device spec
+        flag = "--communicator pure_nccl" if pure_nccl else f"--device {spec}"
+        return None, f"{flag}: {device_problem(spec, error)}"
+    return device, None
 
-    trainer = build_trainer(args, dataset, device, comm)
-    if args.resume is not None:  # under MPI, every process loads rank 0's snapshot
-        error = load_snapshot(args.resume, trainer)
-    if error := shared_error(comm, error):
-        return fail_on_rank_0(error)
-    argv = sys.argv[1:] if argv is None else argv
-    if not args.export_only:
-        if args.resume is not None and trainer.updater.epoch_detail >= args.epoch:
-            print(
-                f"--resume {args.resume}: at epoch {trainer.updater.epoch_detail:g} of --epoch {args.epoch}, "
-                "nothing is left to train (a larger --epoch trains on)"
-            )
-        elif (status := train(trainer, args, argv)) is not None:
-            return status
 
-    if args.export is not None and rank == 0:
-        try:
-            export(trainer, args.ema, args.export)
-        except OSError as exception:
-            snapshot = (None if args.export_only else latest_snapshot(args.out)) or args.resume
-            again = resume_command(PROG, without_flag(argv, "--export-only", takes_value=False), snapshot)
-            return fail(
-                PROG,
-                f"{written(exception)}; the files in {args.export} are as they were; "
-                f"once it can be written, export with: {again} --export-only",
-            )
-        print(f"exported the generator to {args.export}")
-    return 0
+def training_data(args: argparse.Namespace, comm) -> tuple[object, str | None]:
+    """(the MNIST training set, None), or (None, why the run cannot start on it)."""
+    try:
+        dataset = load_mnist(args.data, args.limit)
+    except DataError as error:
+        return None, str(error)
+    return dataset, start_problem(args, dataset, 1 if comm is None else comm.size)
 
 
 def start_problem(args: argparse.Namespace, dataset, processes: int) -> str | None:
@@ -261,8 +282,14 @@ def load_snapshot(path: Path, trainer: chainer.training.Trainer) -> str | None:
 
 
 def train(trainer: chainer.training.Trainer, args: argparse.Namespace, argv: list[str]) -> int | None:
-    """Run the trainer: None when it finished, else the exit status after one line that says how to
-    resume (a signal stopped it, or a file could not be written)."""
+    """Run the trainer: None when it finished (or had nothing left to train), else the exit status
+    after one line that says how to resume (a signal stopped it, or a file could not be written)."""
+    if args.resume is not None and trainer.updater.epoch_detail >= args.epoch:
+        print(
+            f"--resume {args.resume}: at epoch {trainer.updater.epoch_detail:g} of --epoch {args.epoch}, "
+            "nothing is left to train (a larger --epoch trains on)"
+        )
+        return None
     try:
         stopper = trainer.get_extension("StopOnSignal").catching()
     except ValueError:  # under MPI the signals keep their usual meaning
@@ -285,3 +312,20 @@ def train(trainer: chainer.training.Trainer, args: argparse.Namespace, argv: lis
             f"{resume_command(PROG, argv, snapshot)}",
         )
     return None
+
+
+def export_generator(trainer: chainer.training.Trainer, args: argparse.Namespace, argv: list[str]) -> int:
+    """Write the generator to --export: 0, or 2 after a line that says how to export once it can be
+    written (the files there are left as they were)."""
+    try:
+        export(trainer, args.ema, args.export)
+    except OSError as error:
+        snapshot = (None if args.export_only else latest_snapshot(args.out)) or args.resume
+        again = resume_command(PROG, without_flag(argv, "--export-only", takes_value=False), snapshot)
+        return fail(
+            PROG,
+            f"{written(error)}; the files in {args.export} are as they were; "
+            f"once it can be written, export with: {again} --export-only",
+        )
+    print(f"exported the generator to {args.export}")
+    return 0

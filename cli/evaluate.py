@@ -4,9 +4,10 @@ import argparse
 import datetime
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from cli.flags import OneLineParser, count_at_least, count_between, fail, unwritable
+from cli.flags import OneLineParser, count_at_least, fail, unwritable, whole_number
 from evaluation.handwriting import measure_sliders, plot_handwriting
 from evaluation.handwriting import table as handwriting_table
 from evaluation.report import MAX_PER_CLASS, evaluate_generator, load_real, plot_sweeps, table
@@ -18,6 +19,18 @@ from model.inference import FoldedClassifier, FoldedGenerator
 from model.net import N_CLASSES
 
 PROG = "evaluate.py"
+
+
+def count_between(minimum: int, maximum: int) -> Callable[[str], int]:
+    """A value type for whole numbers from `minimum` to `maximum`, both included."""
+
+    def parse(text: str) -> int:
+        value = whole_number(text)
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    return parse
 
 
 def build_parser() -> OneLineParser:

@@ -1,7 +1,7 @@
 """Training the MNIST classifier that judges the generator: augmentation, Trainer and test accuracy.
 
-The classifier is trained once and shipped (weights/classifier.npz); train_classifier.py wires its flags
-to these functions.
+The classifier is trained once and shipped (weights/classifier.npz); cli/train_classifier.py wires
+train_classifier.py's flags to these functions.
 """
 
 import argparse

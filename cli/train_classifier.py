@@ -10,21 +10,18 @@ import chainer
 from cli.flags import (
     OneLineParser,
     add_data_flags,
+    count_at_least,
     fail,
-    non_negative_int,
     positive_float,
-    positive_int,
     unwritable,
     written,
 )
-from cli.signals import Interrupted, interrupting
-from evaluation.classifier_training import accuracy_on, build_trainer
 from mnist.data import DataError, load_mnist
 from model.classifier import save_classifier
+from training.classifier import accuracy_on, build_trainer
+from training.signals import Interrupted, interrupting
 
 PROG = "train_classifier.py"
-EXPORT_FOLDER = Path("weights")
-LOG_FOLDER = Path("result/classifier")
 
 
 def build_parser() -> OneLineParser:
@@ -39,9 +36,13 @@ def build_parser() -> OneLineParser:
         help="Chainer device: -1 or @numpy for the CPU, 0 or @cupy:0 for GPU 0",
     )
     parser.add_argument(
-        "--epoch", "-e", type=positive_int, default=5, help="epochs to train (the shipped classifier's: 5)"
+        "--epoch",
+        "-e",
+        type=count_at_least(1),
+        default=5,
+        help="epochs to train (the shipped classifier's: 5)",
     )
-    parser.add_argument("--batchsize", "-b", type=positive_int, default=64, help="images per batch")
+    parser.add_argument("--batchsize", "-b", type=count_at_least(1), default=64, help="images per batch")
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate at the start")
     parser.add_argument(
         "--lr-decay",
@@ -52,7 +53,7 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument(
         "--shift",
-        type=non_negative_int,
+        type=count_at_least(0),
         default=2,
         help="augmentation: random shifts of up to this many pixels (0: none)",
     )
@@ -62,52 +63,21 @@ def build_parser() -> OneLineParser:
         "--out",
         "-o",
         type=Path,
-        default=None,
-        help=f"folder for the training log and plots, as train.py's --out (default {LOG_FOLDER})",
+        default=Path("result/classifier"),
+        help="folder for the training log and plots, as train.py's --out (default result/classifier)",
     )
     parser.add_argument(
         "--export",
         type=Path,
-        default=None,
-        help=f"folder for classifier.npz and classifier.json, as train.py's --export "
-        f"(default {EXPORT_FOLDER})",
-    )
-    parser.add_argument(
-        "--result", type=Path, default=None, help="deprecated: the old name of --out (the training log)"
+        default=Path("weights"),
+        help="folder for classifier.npz and classifier.json, as train.py's --export (default weights)",
     )
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The flags; a bad one exits with one line and status 2.
-
-    Before --export, --out named the classifier's folder and --result the log's. A command with
-    --out and no --export is read that old way, with a warning, so that no classifier lands where
-    its command did not send it; `spelled` keeps the flag each folder was given with.
-    """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.spelled = {"export": "--export", "out": "--out"}
-    if args.export is None and args.out is not None:
-        args.export, args.out = args.out, args.result
-        args.spelled = {"export": "--out", "out": "--result"}
-        warn(
-            "--out without --export names the classifier's folder, as it used to; write --export for "
-            "the classifier and --out for the log, as train.py does"
-        )
-    elif args.result is not None:
-        if args.out is not None:
-            parser.error("--result is the old name of --out: give one of them")
-        args.out = args.result
-        args.spelled["out"] = "--result"
-        warn("--result is deprecated: it is --out now, as in train.py")
-    args.export = EXPORT_FOLDER if args.export is None else args.export
-    args.out = LOG_FOLDER if args.out is None else args.out
-    return args
-
-
-def warn(message: str) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
+    """The flags; a bad one exits with one line and status 2."""
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, f"could not download MNIST with Chainer ({error}); pass --data FOLDER")
     if len(train_set) < args.batchsize:
         return fail(PROG, f"--batchsize {args.batchsize}: more than the {len(train_set)} training images")
-    for name in ("export", "out"):
-        if error := unwritable(args.spelled[name], getattr(args, name)):
+    for flag, folder in (("--export", args.export), ("--out", args.out)):
+        if error := unwritable(flag, folder):
             return fail(PROG, error)
 
     print(f"training on {len(train_set)} images, testing on {len(test_set)}")
