@@ -195,7 +195,7 @@ def test_back_on_a_state_while_a_reply_for_another_is_on_its_way_the_server_is_a
     held = []
     page.route(re.compile(r"/generate\?labels=0%2C0%2C0%2C0\.2%2C"), lambda route: held.append(route))
     page.keyboard.press("PageUp")  # 0.2, whose reply waits
-    for _ in range(100):
+    for _ in range(500):  # up to 10 s: on a busy machine the page settles late
         if held:
             break
         page.wait_for_timeout(20)
