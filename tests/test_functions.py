@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from chainer.link_hooks import SpectralNormalization
 
-from model.functions import SpectralNormalizationNode, conditional_affine, projection_logit
+from model.net import SpectralNormalizationNode, conditional_affine, projection_logit
 from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
 
 

@@ -97,7 +97,7 @@ MAX_FUNCTION_APPLICATIONS = 145
 
 def test_a_training_iteration_applies_at_most_145_functions(tmp_path):
     """A step's time on a GPU, and at small batches on the CPU, is Chainer's work per function call:
-    the fused functions of model/functions.py and training/losses.py keep the count down (289 before)."""
+    the fused functions of model/net.py and training/losses.py keep the count down (289 before)."""
     updater = tiny_trainer(tmp_path).updater
     assert updater.class_weight > 0  # the shipped recipe, class head included
     updater.update()

@@ -1,11 +1,11 @@
-"""The GAN's losses, each one graph node with a one-node gradient (model/functions.py says why)."""
+"""The GAN's losses, each one graph node with a one-node gradient (model/net.py says why)."""
 
 import chainer
 from chainer import backend
 from chainer.functions.activation.log_softmax import _log_softmax
 from chainer.utils import force_array
 
-from model.functions import FusedFunction
+from model.net import FusedFunction
 
 
 class HingeDiscriminatorLoss(FusedFunction):
