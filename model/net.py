@@ -15,6 +15,9 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import backend
 from chainer.function_node import FunctionNode
+from chainer.functions.connection.convolution_2d import Convolution2DFunction, Convolution2DGradW
+from chainer.functions.connection.deconvolution_2d import Deconvolution2DFunction
+from chainer.functions.connection.linear import LinearFunction, LinearGradData, LinearGradWeight
 from chainer.link_hooks import SpectralNormalization
 from chainer.link_hooks.spectral_normalization import l2normalize
 
@@ -30,14 +33,19 @@ class FusedFunction(FunctionNode):
     """
 
     differentiable: tuple[int, ...] = (0,)  # the inputs that get a gradient
+    wanted: tuple[int, ...] = ()  # the inputs whose gradient this backward pass asks for
 
     def gradients(self, gy) -> tuple:
-        """The gradients of the `differentiable` inputs, as arrays, given the output's gradient."""
+        """The gradients of the `differentiable` inputs, as arrays, given the output's gradient;
+        None for one that is not `wanted` may save its work."""
         raise NotImplementedError
 
     def backward(self, indexes, grad_outputs):
-        grads = iter(FusedGradient(self).apply(grad_outputs))
-        return tuple(next(grads) if i in self.differentiable else None for i in range(len(self.inputs)))
+        self.wanted = indexes
+        gradient = FusedGradient(self)
+        outputs = gradient.apply(grad_outputs)
+        grads = dict(zip(gradient.given, outputs, strict=True))
+        return tuple(grads.get(i) for i in range(len(self.inputs)))
 
 
 class FusedGradient(FunctionNode):
@@ -45,13 +53,23 @@ class FusedGradient(FunctionNode):
 
     def __init__(self, function: FusedFunction):
         self.function = function
+        self.given: list[int] = []  # the inputs whose gradient forward() computed
 
     @property
     def label(self) -> str:
         return f"{self.function.label}Grad"
 
     def forward(self, inputs):
-        return self.function.gradients(*inputs)
+        grads = self.function.gradients(*inputs)
+        pairs = [(i, g) for i, g in zip(self.function.differentiable, grads, strict=True) if g is not None]
+        self.given = [i for i, _ in pairs]
+        return tuple(g for _, g in pairs)
+
+
+def _outside_graph(node: FunctionNode, inputs: tuple) -> tuple:
+    """Chainer's `node` run on arrays as one step of a fused function: its kernels, no graph node."""
+    node._input_layouts = (None,) * len(inputs)  # what apply() would set: the standard layouts
+    return node.forward(inputs)
 
 
 def _as_matrix(W, axis: int):
@@ -97,15 +115,67 @@ class SpectralNormalizationNode(SpectralNormalization):
         super().__init__()  # Chainer's defaults, the only ones normalize_weight computes
 
     def normalize_weight(self, link: chainer.Link) -> chainer.Variable:
-        W = getattr(link, self.weight_name)
+        return self.normalization(link).apply((getattr(link, self.weight_name),))[0]
+
+    def normalization(self, link: chainer.Link) -> SpectralNormalizedWeight:
+        """The function that normalizes `link`'s weight, after one step of the power iteration."""
         xp = link.xp
-        matrix = _as_matrix(W.array, self.axis)
+        matrix = _as_matrix(getattr(link, self.weight_name).array, self.axis)
         with chainer.using_device(link.device):
             v = l2normalize(xp, xp.dot(getattr(link, self.vector_name), matrix), self.eps)
             u = l2normalize(xp, xp.dot(matrix, v), self.eps)
             if chainer.config.train:
                 backend.copyto(getattr(link, self.vector_name), u)
-        return SpectralNormalizedWeight(u, v, self.axis).apply((W,))[0]
+        return SpectralNormalizedWeight(u, v, self.axis)
+
+
+def spectral_normalization(link: chainer.Link) -> SpectralNormalizedWeight:
+    """The normalization of `link`'s weight by its SpectralNormalizationNode hook, which steps the
+    power iteration as a call of the link would."""
+    (hook,) = (h for h in link.local_link_hooks.values() if isinstance(h, SpectralNormalizationNode))
+    return hook.normalization(link)
+
+
+class SpectralConvolution(FusedFunction):
+    """leaky_relu(convolution_2d(x, W / sigma, b)): a spectrally normalized convolution and its leaky
+    ReLU, with Chainer's convolution kernels (model/cpu_kernels.py's on the CPU)."""
+
+    differentiable = (0, 1, 2)
+
+    def __init__(self, normalization: SpectralNormalizedWeight, stride, pad, slope: float):
+        self.normalization = normalization
+        self.stride, self.pad = stride, pad
+        self.convolution = Convolution2DFunction(stride, pad)
+        self.slope = slope
+
+    def forward(self, inputs):
+        self.x, W, b = inputs
+        (self.W,) = self.normalization.forward((W,))
+        (y,) = _outside_graph(self.convolution, (self.x, self.W, b))
+        self.y = backend.get_array_module(y).maximum(y, y * self.slope)  # as Chainer's for a slope in [0, 1]
+        return (self.y,)
+
+    def gradients(self, gy):
+        xp = backend.get_array_module(gy)
+        slopes = (self.y > 0).astype(gy.dtype)
+        gy = xp.maximum(slopes, self.slope, out=slopes) * gy
+        gx = gW = gb = None
+        if 0 in self.wanted:
+            transposed = Deconvolution2DFunction(self.stride, self.pad, self.x.shape[2:])
+            (gx,) = _outside_graph(transposed, (gy, self.W))
+        if 1 in self.wanted:
+            grad_w = Convolution2DGradW(self.convolution, self.W.shape, self.W.dtype, None)
+            (gW,) = self.normalization.gradients(*_outside_graph(grad_w, (self.x, gy)))
+        if 2 in self.wanted:
+            gb = gy.sum(axis=(0, 2, 3))
+        return gx, gW, gb
+
+
+def spectral_convolution(link: L.Convolution2D, x, slope: float) -> chainer.Variable:
+    """leaky_relu(link(x), slope) for a Convolution2D link with a SpectralNormalizationNode hook, as
+    one node (the hook's power iteration steps as in a call of the link)."""
+    function = SpectralConvolution(spectral_normalization(link), link.stride, link.pad, slope)
+    return function.apply((x, link.W, link.b))[0]
 
 
 class ConditionalAffine(FusedFunction):
@@ -147,6 +217,45 @@ def projection_logit(unconditional, embedded, h) -> chainer.Variable:
     """The logit (n,) of features h (n, k), given their unconditional logit (n, 1) and the labels'
     embedding (n, k)."""
     return ProjectionLogit().apply((unconditional, embedded, h))[0]
+
+
+class SpectralProjection(FusedFunction):
+    """The projection logit of features h and labels, from the spectrally normalized weights of its
+    unconditional layer (W, b) and of the labels' embedding (E): ProjectionLogit of h W^T + b and
+    labels E^T, with Chainer's linear kernels."""
+
+    differentiable = (0, 2, 3, 4)
+
+    def __init__(self, unconditional: SpectralNormalizedWeight, embedding: SpectralNormalizedWeight):
+        self.unconditional = unconditional
+        self.embedding = embedding
+
+    def forward(self, inputs):
+        self.h, self.labels, W, b, E = inputs
+        (self.W,) = self.unconditional.forward((W,))
+        (self.E,) = self.embedding.forward((E,))
+        (unconditional,) = _outside_graph(LinearFunction(), (self.h, self.W, b))
+        (self.embedded,) = _outside_graph(LinearFunction(), (self.labels, self.E))
+        return (unconditional[:, 0] + (self.embedded * self.h).sum(axis=1),)
+
+    def gradients(self, gy):
+        g_unconditional = gy[:, None].copy()
+        gh = gW = gb = gE = None
+        if 0 in self.wanted:
+            (gh,) = _outside_graph(LinearGradData(), (self.W, g_unconditional))
+            gh = gh + g_unconditional * self.embedded
+        if 2 in self.wanted:
+            (gW,) = self.unconditional.gradients(
+                *_outside_graph(LinearGradWeight(self.W.dtype), (self.h, g_unconditional))
+            )
+        if 3 in self.wanted:
+            gb = g_unconditional.sum(axis=0)
+        if 4 in self.wanted:
+            g_embedded = g_unconditional * self.h
+            (gE,) = self.embedding.gradients(
+                *_outside_graph(LinearGradWeight(self.E.dtype), (self.labels, g_embedded))
+            )
+        return gh, gW, gb, gE
 
 
 class LabelBatchNormalization(chainer.Chain):
@@ -225,12 +334,13 @@ class ProjectionDiscriminator(chainer.Chain):
 
     def features(self, x):
         """The image's features, which the logit and the class head share."""
-        h = F.leaky_relu(self.c1(x), 0.2)
-        return F.reshape(F.leaky_relu(self.c2(h), 0.2), (len(x), -1))
+        h = spectral_convolution(self.c1, x, 0.2)
+        return F.reshape(spectral_convolution(self.c2, h, 0.2), (len(x), -1))
 
     def judge(self, h, labels):
         """The logit of features `h` under `labels`."""
-        return projection_logit(self.fc(h), self.embed(labels), h)
+        function = SpectralProjection(spectral_normalization(self.fc), spectral_normalization(self.embed))
+        return function.apply((h, labels, self.fc.W, self.fc.b, self.embed.W))[0]
 
     def forward(self, x, labels):
         return self.judge(self.features(x), labels)
