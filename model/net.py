@@ -13,6 +13,7 @@ gradients in one more node (training/losses.py makes the losses the same way).
 import chainer
 import chainer.functions as F
 import chainer.links as L
+import numpy as np
 from chainer import backend
 from chainer.function_node import FunctionNode
 from chainer.functions.connection.convolution_2d import Convolution2DFunction, Convolution2DGradW
@@ -94,13 +95,28 @@ class SpectralNormalizedWeight(FusedFunction):
         return (self.normalized,)
 
     def gradients(self, gy):
-        """(gy - sum(gy * W / sigma) u v^T) / sigma, with u v^T in W's layout."""
+        """(gy - sum(gy * W / sigma) u v^T) / sigma, with u v^T in W's layout (each operation as the
+        expression makes it, into two arrays instead of five)."""
         xp = backend.get_array_module(gy)
-        moved = self.normalized if self.axis == 0 else self.normalized.swapaxes(0, self.axis)
-        outer = xp.outer(self.u, self.v).reshape(moved.shape)
+        work = gy * self.normalized
+        total = work.sum()
+        outer = xp.multiply(self.u[:, None], self.v[None, :])  # xp.outer
+        outer = outer.reshape(
+            self.normalized.shape if self.axis == 0 else self.normalized.swapaxes(0, self.axis).shape
+        )
         if self.axis != 0:
             outer = outer.swapaxes(0, self.axis)
-        return (((gy - (gy * self.normalized).sum() * outer) / self.sigma).astype(gy.dtype, copy=False),)
+        outer *= total
+        xp.subtract(gy, outer, out=work)
+        xp.divide(work, self.sigma, out=work)
+        return (work,)
+
+
+def _l2normalize(xp, x, eps: float):
+    """Chainer's l2normalize; on the CPU without numpy.linalg.norm's checks, the same sqrt(x . x)."""
+    if xp is not np:
+        return l2normalize(xp, x, eps)
+    return x / (np.sqrt(x.dot(x)) + eps)
 
 
 class SpectralNormalizationNode(SpectralNormalization):
@@ -108,7 +124,8 @@ class SpectralNormalizationNode(SpectralNormalization):
     normalized weight as one graph node instead of Chainer's reshape, two matmuls and a division.
 
     The power iteration, and the vector it leaves in the link after each training forward pass
-    (saved as W_u, as Chainer's hook saves it), are Chainer's own.
+    (saved as W_u, as Chainer's hook saves it), are Chainer's own. The discriminator's layers call
+    `normalization` themselves and normalize their weights inside their own fused nodes.
     """
 
     def __init__(self):
@@ -122,8 +139,8 @@ class SpectralNormalizationNode(SpectralNormalization):
         xp = link.xp
         matrix = _as_matrix(getattr(link, self.weight_name).array, self.axis)
         with chainer.using_device(link.device):
-            v = l2normalize(xp, xp.dot(getattr(link, self.vector_name), matrix), self.eps)
-            u = l2normalize(xp, xp.dot(matrix, v), self.eps)
+            v = _l2normalize(xp, xp.dot(getattr(link, self.vector_name), matrix), self.eps)
+            u = _l2normalize(xp, xp.dot(matrix, v), self.eps)
             if chainer.config.train:
                 backend.copyto(getattr(link, self.vector_name), u)
         return SpectralNormalizedWeight(u, v, self.axis)
@@ -137,28 +154,30 @@ def spectral_normalization(link: chainer.Link) -> SpectralNormalizedWeight:
 
 
 class SpectralConvolution(FusedFunction):
-    """leaky_relu(convolution_2d(x, W / sigma, b)): a spectrally normalized convolution and its leaky
-    ReLU, with Chainer's convolution kernels (model/cpu_kernels.py's on the CPU)."""
+    """leaky_relu(convolution_2d(x, W / sigma, b)), flattened to (n, -1) if `flat`: a spectrally
+    normalized convolution and its leaky ReLU, with Chainer's convolution kernels (on the CPU
+    model/cpu_kernels.py's)."""
 
     differentiable = (0, 1, 2)
 
-    def __init__(self, normalization: SpectralNormalizedWeight, stride, pad, slope: float):
+    def __init__(self, normalization: SpectralNormalizedWeight, stride, pad, slope: float, flat: bool):
         self.normalization = normalization
         self.stride, self.pad = stride, pad
         self.convolution = Convolution2DFunction(stride, pad)
         self.slope = slope
+        self.flat = flat
 
     def forward(self, inputs):
         self.x, W, b = inputs
         (self.W,) = self.normalization.forward((W,))
         (y,) = _outside_graph(self.convolution, (self.x, self.W, b))
-        self.y = backend.get_array_module(y).maximum(y, y * self.slope)  # as Chainer's for a slope in [0, 1]
-        return (self.y,)
+        self.y = backend.get_array_module(y).maximum(y, y * self.slope)  # Chainer's, for a slope in [0, 1]
+        return (self.y.reshape(len(y), -1) if self.flat else self.y,)
 
     def gradients(self, gy):
         xp = backend.get_array_module(gy)
         slopes = (self.y > 0).astype(gy.dtype)
-        gy = xp.maximum(slopes, self.slope, out=slopes) * gy
+        gy = xp.maximum(slopes, self.slope, out=slopes) * gy.reshape(self.y.shape)
         gx = gW = gb = None
         if 0 in self.wanted:
             transposed = Deconvolution2DFunction(self.stride, self.pad, self.x.shape[2:])
@@ -171,91 +190,98 @@ class SpectralConvolution(FusedFunction):
         return gx, gW, gb
 
 
-def spectral_convolution(link: L.Convolution2D, x, slope: float) -> chainer.Variable:
-    """leaky_relu(link(x), slope) for a Convolution2D link with a SpectralNormalizationNode hook, as
-    one node (the hook's power iteration steps as in a call of the link)."""
-    function = SpectralConvolution(spectral_normalization(link), link.stride, link.pad, slope)
+def spectral_convolution(link: L.Convolution2D, x, slope: float, flat: bool = False) -> chainer.Variable:
+    """leaky_relu(link(x), slope), flattened to (n, -1) if `flat`, for a Convolution2D link with a
+    SpectralNormalizationNode hook, as one node."""
+    function = SpectralConvolution(spectral_normalization(link), link.stride, link.pad, slope, flat)
     return function.apply((x, link.W, link.b))[0]
 
 
-class ConditionalAffine(FusedFunction):
-    """x * (1 + gain) + bias, with a gain and a bias per example and channel (n, c) over x (n, c, ...)."""
+class SpectralLinear(FusedFunction):
+    """x (W / sigma)^T + b: a spectrally normalized linear layer, with Chainer's linear kernels."""
 
     differentiable = (0, 1, 2)
 
+    def __init__(self, normalization: SpectralNormalizedWeight):
+        self.normalization = normalization
+
     def forward(self, inputs):
-        self.x, gain, bias = inputs
+        self.x, W, b = inputs[0], inputs[1], inputs[2:]
+        (self.W,) = self.normalization.forward((W,))
+        return _outside_graph(LinearFunction(), (self.x, self.W, *b))
+
+    def gradients(self, gy):
+        gx = gW = gb = None
+        if 0 in self.wanted:
+            (gx,) = _outside_graph(LinearGradData(), (self.W, gy))
+        if 1 in self.wanted:
+            (gW,) = self.normalization.gradients(
+                *_outside_graph(LinearGradWeight(self.W.dtype), (self.x, gy))
+            )
+        if 2 in self.wanted:
+            gb = gy.sum(axis=0)
+        return gx, gW, gb
+
+
+def spectral_linear(link: L.Linear, x) -> chainer.Variable:
+    """link(x) for a Linear link with a SpectralNormalizationNode hook, as one node."""
+    bias = () if link.b is None else (link.b,)
+    return SpectralLinear(spectral_normalization(link)).apply((x, link.W, *bias))[0]
+
+
+class SpectralProjection(FusedFunction):
+    """The projection discriminator's logit (n,) of features h (n, k) and labels (n, classes):
+    fc(h)[:, 0] + sum(embed(labels) * h, axis=1), fc and embed SpectralLinear functions."""
+
+    differentiable = (0, 2, 3, 4)  # h, fc's W and b, embed's W
+
+    def __init__(self, fc: SpectralLinear, embed: SpectralLinear):
+        self.fc = fc
+        self.embed = embed
+
+    def forward(self, inputs):
+        self.h, labels, W, b, E = inputs
+        (unconditional,) = self.fc.forward((self.h, W, b))
+        (self.embedded,) = self.embed.forward((labels, E))
+        return (unconditional[:, 0] + (self.embedded * self.h).sum(axis=1),)
+
+    def gradients(self, gy):
+        per_example = gy[:, None]
+        self.fc.wanted = tuple(i for i, wanted in enumerate((0, 2, 3)) if wanted in self.wanted)
+        self.embed.wanted = (1,) if 4 in self.wanted else ()
+        gh, gW, gb = self.fc.gradients(per_example.copy())
+        if gh is not None:
+            gh += per_example * self.embedded
+        (_, gE, _) = self.embed.gradients(per_example * self.h)
+        return gh, gW, gb, gE
+
+
+class ConditionalAffine(FusedFunction):
+    """x * (1 + gain) + bias over x (n, c, ...), with a gain and a bias per example and channel that
+    are linear in the labels: gain = labels G^T, bias = labels B^T (with Chainer's linear kernels)."""
+
+    differentiable = (0, 2, 3)  # x, G, B
+
+    def forward(self, inputs):
+        self.x, self.labels, G, B = inputs
+        (gain,) = _outside_graph(LinearFunction(), (self.labels, G))
+        (bias,) = _outside_graph(LinearFunction(), (self.labels, B))
         per_channel = gain.shape + (1,) * (self.x.ndim - 2)
         self.scale = (gain + 1).reshape(per_channel)
         return (self.x * self.scale + bias.reshape(per_channel),)
 
     def gradients(self, gy):
         spatial = tuple(range(2, gy.ndim))
-        return gy * self.scale, (gy * self.x).sum(axis=spatial), gy.sum(axis=spatial)
+        g_gain, g_bias = (gy * self.x).sum(axis=spatial), gy.sum(axis=spatial)
+        (gG,) = _outside_graph(LinearGradWeight(gy.dtype), (self.labels, g_gain))
+        (gB,) = _outside_graph(LinearGradWeight(gy.dtype), (self.labels, g_bias))
+        return gy * self.scale, gG, gB
 
 
-def conditional_affine(x, gain, bias) -> chainer.Variable:
-    """x * (1 + gain) + bias per example and channel: conditional batch norm's scale and shift."""
-    return ConditionalAffine().apply((x, gain, bias))[0]
-
-
-class ProjectionLogit(FusedFunction):
-    """unconditional[:, 0] + sum(embedded * h, axis=1): the projection discriminator's logit."""
-
-    differentiable = (0, 1, 2)
-
-    def forward(self, inputs):
-        unconditional, self.embedded, self.h = inputs
-        return (unconditional[:, 0] + (self.embedded * self.h).sum(axis=1),)
-
-    def gradients(self, gy):
-        per_example = gy[:, None]
-        return per_example.copy(), per_example * self.h, per_example * self.embedded
-
-
-def projection_logit(unconditional, embedded, h) -> chainer.Variable:
-    """The logit (n,) of features h (n, k), given their unconditional logit (n, 1) and the labels'
-    embedding (n, k)."""
-    return ProjectionLogit().apply((unconditional, embedded, h))[0]
-
-
-class SpectralProjection(FusedFunction):
-    """The projection logit of features h and labels, from the spectrally normalized weights of its
-    unconditional layer (W, b) and of the labels' embedding (E): ProjectionLogit of h W^T + b and
-    labels E^T, with Chainer's linear kernels."""
-
-    differentiable = (0, 2, 3, 4)
-
-    def __init__(self, unconditional: SpectralNormalizedWeight, embedding: SpectralNormalizedWeight):
-        self.unconditional = unconditional
-        self.embedding = embedding
-
-    def forward(self, inputs):
-        self.h, self.labels, W, b, E = inputs
-        (self.W,) = self.unconditional.forward((W,))
-        (self.E,) = self.embedding.forward((E,))
-        (unconditional,) = _outside_graph(LinearFunction(), (self.h, self.W, b))
-        (self.embedded,) = _outside_graph(LinearFunction(), (self.labels, self.E))
-        return (unconditional[:, 0] + (self.embedded * self.h).sum(axis=1),)
-
-    def gradients(self, gy):
-        g_unconditional = gy[:, None].copy()
-        gh = gW = gb = gE = None
-        if 0 in self.wanted:
-            (gh,) = _outside_graph(LinearGradData(), (self.W, g_unconditional))
-            gh = gh + g_unconditional * self.embedded
-        if 2 in self.wanted:
-            (gW,) = self.unconditional.gradients(
-                *_outside_graph(LinearGradWeight(self.W.dtype), (self.h, g_unconditional))
-            )
-        if 3 in self.wanted:
-            gb = g_unconditional.sum(axis=0)
-        if 4 in self.wanted:
-            g_embedded = g_unconditional * self.h
-            (gE,) = self.embedding.gradients(
-                *_outside_graph(LinearGradWeight(self.E.dtype), (self.labels, g_embedded))
-            )
-        return gh, gW, gb, gE
+def conditional_affine(x, labels, G, B) -> chainer.Variable:
+    """x * (1 + labels G^T) + labels B^T per example and channel: conditional batch norm's scale
+    and shift."""
+    return ConditionalAffine().apply((x, labels, G, B))[0]
 
 
 class LabelBatchNormalization(chainer.Chain):
@@ -273,7 +299,7 @@ class LabelBatchNormalization(chainer.Chain):
             self.bias = L.Linear(n_classes, size, nobias=True, initialW=0)
 
     def forward(self, h, labels):
-        return conditional_affine(self.bn(h), self.gain(labels), self.bias(labels))
+        return conditional_affine(self.bn(h), labels, self.gain.W, self.bias.W)
 
 
 class Generator(chainer.Chain):
@@ -334,13 +360,16 @@ class ProjectionDiscriminator(chainer.Chain):
 
     def features(self, x):
         """The image's features, which the logit and the class head share."""
-        h = spectral_convolution(self.c1, x, 0.2)
-        return F.reshape(spectral_convolution(self.c2, h, 0.2), (len(x), -1))
+        return spectral_convolution(self.c2, spectral_convolution(self.c1, x, 0.2), 0.2, flat=True)
 
     def judge(self, h, labels):
         """The logit of features `h` under `labels`."""
-        function = SpectralProjection(spectral_normalization(self.fc), spectral_normalization(self.embed))
-        return function.apply((h, labels, self.fc.W, self.fc.b, self.embed.W))[0]
+        fc, embed = (SpectralLinear(spectral_normalization(link)) for link in (self.fc, self.embed))
+        return SpectralProjection(fc, embed).apply((h, labels, self.fc.W, self.fc.b, self.embed.W))[0]
+
+    def classify(self, h):
+        """The class head's logits (n, classes) of features `h`."""
+        return spectral_linear(self.classes, h)
 
     def forward(self, x, labels):
         return self.judge(self.features(x), labels)

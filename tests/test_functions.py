@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from chainer.link_hooks import SpectralNormalization
 
-from model.net import SpectralNormalizationNode, conditional_affine, projection_logit
+from model.net import (
+    SpectralLinear,
+    SpectralNormalizationNode,
+    SpectralProjection,
+    conditional_affine,
+    spectral_convolution,
+    spectral_linear,
+    spectral_normalization,
+)
 from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
 
 
@@ -34,23 +42,86 @@ def normal(*shape: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("shape", [(4, 6), (4, 6, 3, 3)], ids=["features", "channels"])
-def test_conditional_affine_is_the_broadcast_scale_and_shift(shape):
-    def composed(x, gain, bias):
-        per_channel = gain.shape + (1,) * (x.ndim - 2)
+def test_conditional_affine_is_the_broadcast_scale_and_shift_of_the_labels_linear_layers(shape):
+    def composed(x, labels, G, B):
+        per_channel = (len(x), len(G)) + (1,) * (x.ndim - 2)
+        gain, bias = F.linear(labels, G), F.linear(labels, B)
         return x * F.broadcast_to(F.reshape(gain + 1, per_channel), x.shape) + F.broadcast_to(
             F.reshape(bias, per_channel), x.shape
         )
 
-    arrays = [normal(*shape), normal(4, 6, seed=1), normal(4, 6, seed=2)]
-    assert_same_function(conditional_affine, composed, arrays, (0, 1, 2))
+    arrays = [normal(*shape), normal(4, 10, seed=1), normal(6, 10, seed=2), normal(6, 10, seed=3)]
+    assert_same_function(conditional_affine, composed, arrays, (0, 2, 3))
 
 
-def test_projection_logit_is_the_unconditional_logit_plus_the_inner_product():
-    def composed(unconditional, embedded, h):
-        return unconditional[:, 0] + F.sum(embedded * h, axis=1)
+def twin_links(make_link) -> tuple:
+    """Two equal links, one with this project's spectral norm hook and one with Chainer's."""
+    links = []
+    for hook in (SpectralNormalizationNode(), SpectralNormalization()):
+        np.random.seed(0)
+        links.append(make_link().add_hook(hook))
+    return tuple(links)
 
-    arrays = [normal(5, 1), normal(5, 7, seed=1), normal(5, 7, seed=2)]
-    assert_same_function(projection_logit, composed, arrays, (0, 1, 2))
+
+def assert_same_steps(fused, composed, links: tuple, x: np.ndarray, input_grad: bool = True):
+    """fused(ours, h) and composed(Chainer's, h) agree over three training steps: outputs, weight,
+    bias and input gradients, and the power iteration's vectors."""
+    for step in range(3):
+        results = []
+        for function, link in zip((fused, composed), links, strict=True):
+            link.cleargrads()
+            h = chainer.Variable(x.copy(), requires_grad=input_grad)
+            y = function(link, h)
+            F.sum(y * y).backward()
+            results.append((y.array, link.W.grad, link.b.grad, h.grad, link.W_u.copy()))
+        assert (results[0][3] is None) == (results[1][3] is None) == (not input_grad)
+        for mine, expected in zip(*results, strict=True):
+            if expected is not None:
+                np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-6, err_msg=f"step {step}")
+        for link in links:
+            link.W.array -= 0.1 * link.W.grad  # a step that changes the weights' largest singular value
+
+
+@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize("input_grad", [True, False], ids=["input-gradient", "weights-only"])
+def test_spectral_convolution_is_the_hooked_convolution_and_leaky_relu(flat, input_grad):
+    def composed(link, x):
+        y = F.leaky_relu(link(x), 0.2)
+        return F.reshape(y, (len(y), -1)) if flat else y
+
+    links = twin_links(lambda: L.Convolution2D(3, 4, 4, 2, 1))
+    fused = lambda link, x: spectral_convolution(link, x, 0.2, flat)  # noqa: E731
+    assert_same_steps(fused, composed, links, normal(2, 3, 8, 8), input_grad)
+
+
+def test_spectral_linear_is_the_hooked_linear_layer():
+    assert_same_steps(
+        spectral_linear, lambda link, x: link(x), twin_links(lambda: L.Linear(12, 5)), normal(2, 12)
+    )
+
+
+def test_spectral_projection_is_the_hooked_layers_projection_logit():
+    fcs, embeds = twin_links(lambda: L.Linear(7, 1)), twin_links(lambda: L.Linear(10, 7, nobias=True))
+    labels = np.random.RandomState(3).dirichlet(np.ones(10), 5).astype(np.float32)
+    for step in range(3):
+        results = []
+        for fused, fc, embed in zip((True, False), fcs, embeds, strict=True):
+            fc.cleargrads()
+            embed.cleargrads()
+            h = chainer.Variable(normal(5, 7, seed=step))
+            if fused:
+                layers = (SpectralLinear(spectral_normalization(link)) for link in (fc, embed))
+                y = SpectralProjection(*layers).apply((h, labels, fc.W, fc.b, embed.W))[0]
+            else:
+                y = fc(h)[:, 0] + F.sum(embed(labels) * h, axis=1)
+            F.sum(y * y).backward()
+            results.append(
+                (y.array, h.grad, fc.W.grad, fc.b.grad, embed.W.grad, fc.W_u.copy(), embed.W_u.copy())
+            )
+        for mine, expected in zip(*results, strict=True):
+            np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-6, err_msg=f"step {step}")
+        for link in (*fcs, *embeds):
+            link.W.array -= 0.1 * link.W.grad
 
 
 def test_hinge_losses_are_the_relu_and_mean_compositions():

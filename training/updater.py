@@ -115,7 +115,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         D learns to name the digits of real images, G to draw digits that D names as asked."""
         if not self.class_weight:
             return loss
-        return loss + class_loss(dis.classes(h), labels, self.class_weight)
+        return loss + class_loss(dis.classify(h), labels, self.class_weight)
 
     @staticmethod
     def _reported(observer, loss):
