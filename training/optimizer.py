@@ -3,8 +3,8 @@
 Chainer's Adam steps each parameter on its own, through an update rule's hooks, device scopes and
 state checks, and on the CPU makes ten temporaries the size of each weight. Here a network's
 weights and Adam's two moments are views into one contiguous array each. On the CPU a step updates
-them in place, a cache-sized chunk at a time, reading each gradient where the backward pass left
-it; elsewhere (a GPU, options the in-place step does not cover) the gradients are gathered into one
+them in place, a parameter at a time, reading each gradient where the backward pass left it;
+elsewhere (a GPU, options the in-place step does not cover) the gradients are gathered into one
 array and Chainer's own step runs once over all the weights (docs/performance.md has the times).
 """
 
@@ -12,13 +12,9 @@ import chainer
 import numpy as np
 from chainer.optimizers.adam import AdamRule
 
-# Elements a chunk: its gradient, weights, moments and scratch (640 KB) stay near the core (512 KB
-# of L2 on the machine measured) through the step's eleven passes, instead of coming from memory.
-CHUNK = 32768
-
 
 class FlatAdamRule(AdamRule):
-    """AdamRule that can step views of the weights and moments in place, chunk by chunk, on the CPU."""
+    """AdamRule that can step views of the weights and moments in place on the CPU."""
 
     def steps_in_place(self, dtype) -> bool:
         """Whether `step_in_place` covers these options and dtype (float32 without weight decay,
@@ -26,14 +22,14 @@ class FlatAdamRule(AdamRule):
         hp = self.hyperparam
         return dtype == np.float32 and not (hp.weight_decay_rate or hp.amsgrad or hp.adabound)
 
-    def step_in_place(self, chunks, work: np.ndarray) -> None:
-        """Chainer's float32 Adam operations, in Chainer's order, the same numbers bit for bit, over
-        each (gradient, weights, m, v) of `chunks` in place, with `work` as scratch."""
+    def step_in_place(self, operands, work: np.ndarray) -> None:
+        """Chainer's float32 Adam operations, in Chainer's order, the same numbers bit for bit, on
+        each (gradient, weights, m, v) of `operands` (flat arrays) in place, with `work` as scratch."""
         hp = self.hyperparam
         self._check_eps(np.float32)
         beta1_rest, beta2_rest, eps, alpha, eta = 1.0 - hp.beta1, 1.0 - hp.beta2, hp.eps, self.alpha_t, hp.eta
         subtract, add, multiply, divide = np.subtract, np.add, np.multiply, np.divide
-        for grad, weights, m, v in chunks:
+        for grad, weights, m, v in operands:
             scratch = work[: len(weights)]
             # m += (1 - beta1) * (grad - m)
             subtract(grad, m, scratch)
@@ -62,7 +58,7 @@ class FlatAdam(chainer.optimizers.Adam):
     The parameters' arrays and their update rules' moments become views into one array each (the
     layout is made again whenever something replaced them: a snapshot loaded into a fresh
     optimizer, `to_device`); snapshots hold them per parameter, as Chainer's Adam writes them. One
-    FlatAdamRule steps them all: on the CPU in place, a chunk at a time; on a GPU with Chainer's own
+    FlatAdamRule steps them all: on the CPU in place, a parameter at a time; on a GPU with Chainer's own
     kernel, once instead of once a parameter. Where a parameter has its own hyperparameters, hooks
     or step count, every parameter steps alone, as in Chainer.
     """
@@ -123,7 +119,7 @@ class FlatAdam(chainer.optimizers.Adam):
             param.update_rule.t += 1
         flat.rule.t = params[0].update_rule.t
         if flat.param.device.xp is np and flat.rule.steps_in_place(flat.param.dtype):
-            flat.rule.step_in_place(flat.chunks(params), flat.work)
+            flat.rule.step_in_place(flat.operands(params), flat.work)
             return
         flat.gather_grads(params)
         with chainer.using_device(flat.param.device):
@@ -163,15 +159,8 @@ class FlatParameters:
         self.param = chainer.Parameter(weights)
         self.rule = FlatAdamRule(hyperparam)
         self.rule._state = moments
-        self.work = np.empty(min(CHUNK, total), weights.dtype) if xp is np else None
-        # per parameter, (start, end, weights, m, v) of each of its chunks, flat views
-        self.pieces = [
-            [
-                (i, i + CHUNK, *(a.reshape(-1)[i : i + CHUNK] for a in arrays))
-                for i in range(0, arrays[0].size, CHUNK)
-            ]
-            for arrays in self.views
-        ]
+        self.work = np.empty(max(param.size for param in params), weights.dtype) if xp is np else None
+        self.flat_views = [tuple(a.reshape(-1) for a in arrays) for arrays in self.views]
 
     def holds(self, params: list) -> bool:
         """Whether `params` still are the views (nothing replaced an array or a moment)."""
@@ -183,12 +172,11 @@ class FlatParameters:
                 return False
         return True
 
-    def chunks(self, params: list):
-        """(gradient, weights, m, v) of every chunk of `params`, the gradients read where they are."""
-        for param, pieces in zip(params, self.pieces, strict=True):
-            grad = param.grad.reshape(-1)
-            for start, end, weights, m, v in pieces:
-                yield grad[start:end], weights, m, v
+    def operands(self, params: list):
+        """(gradient, weights, m, v) of each of `params`, flat, the gradients read where they are
+        (cutting the parameters into cache-sized chunks made the step no faster)."""
+        for param, (weights, m, v) in zip(params, self.flat_views, strict=True):
+            yield param.grad.reshape(-1), weights, m, v
 
     def gather_grads(self, params: list) -> None:
         xp = self.param.device.xp
