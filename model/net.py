@@ -27,10 +27,12 @@ N_CLASSES = 10
 
 
 class FusedFunction(FunctionNode):
-    """A function node whose gradient is one node, FusedGradient, which calls `gradients`.
+    """A function node whose gradient is computed by `gradients`, in one call.
 
-    `forward` keeps on the node what `gradients` needs. The gradient is not differentiable again
-    (the GAN's steps never ask for a second derivative).
+    `forward` keeps on the node what `gradients` needs. A backward pass that builds no graph (every
+    one of the GAN's steps) gets the gradients as plain variables, without a node's work; one that
+    does (double backpropagation) gets them from one node, FusedGradient, which is not
+    differentiable again.
     """
 
     differentiable: tuple[int, ...] = (0,)  # the inputs that get a gradient
@@ -44,7 +46,11 @@ class FusedFunction(FunctionNode):
     def backward(self, indexes, grad_outputs):
         self.wanted = indexes
         gradient = FusedGradient(self)
-        outputs = gradient.apply(grad_outputs)
+        if chainer.config.enable_backprop:
+            outputs = gradient.apply(grad_outputs)
+        else:  # what the node's output variables would hold
+            arrays = gradient.forward(tuple(gy.array for gy in grad_outputs))
+            outputs = [chainer.Variable(g, requires_grad=False) for g in arrays]
         grads = dict(zip(gradient.given, outputs, strict=True))
         return tuple(grads.get(i) for i in range(len(self.inputs)))
 

@@ -183,3 +183,17 @@ def test_spectral_normalization_node_leaves_the_vector_alone_outside_training():
     with chainer.using_config("train", False):
         link(normal(2, 12))
     np.testing.assert_array_equal(link.W_u, before)
+
+
+def test_a_fused_gradient_is_a_node_only_where_a_graph_of_it_is_asked_for():
+    """A plain backward pass gets the gradients without a node's work; double backpropagation gets
+    the same numbers from one gradient node."""
+    arrays = [normal(4, 6, 3, 3), normal(4, 10, seed=1), normal(6, 10, seed=2), normal(6, 10, seed=3)]
+    grads = []
+    for graph in (False, True):
+        x = chainer.Variable(arrays[0].copy())
+        y = conditional_affine(x, *arrays[1:])
+        (gx,) = chainer.grad([F.sum(y * y)], [x], enable_double_backprop=graph)
+        assert (gx.creator is not None) == graph
+        grads.append(gx.array)
+    np.testing.assert_array_equal(*grads)
