@@ -16,6 +16,9 @@ import chainer.links as L
 import numpy as np
 from chainer import backend
 from chainer.function_node import FunctionNode
+from chainer.functions.activation.leaky_relu import LeakyReLU, _LeakyReLUGrad
+from chainer.functions.activation.relu import ReLU, ReLUGrad2
+from chainer.functions.activation.sigmoid import Sigmoid, SigmoidGrad
 from chainer.functions.connection.convolution_2d import Convolution2DFunction, Convolution2DGradW
 from chainer.functions.connection.deconvolution_2d import Deconvolution2DFunction
 from chainer.functions.connection.linear import LinearFunction, LinearGradData, LinearGradWeight
@@ -152,96 +155,150 @@ class SpectralNormalizationNode(SpectralNormalization):
         return SpectralNormalizedWeight(u, v, self.axis)
 
 
-def spectral_normalization(link: chainer.Link) -> SpectralNormalizedWeight:
+def spectral_normalization(link: chainer.Link) -> SpectralNormalizedWeight | None:
     """The normalization of `link`'s weight by its SpectralNormalizationNode hook, which steps the
-    power iteration as a call of the link would."""
-    (hook,) = (h for h in link.local_link_hooks.values() if isinstance(h, SpectralNormalizationNode))
-    return hook.normalization(link)
+    power iteration as a call of the link would; None for a link without one."""
+    hooks = [h for h in link.local_link_hooks.values() if isinstance(h, SpectralNormalizationNode)]
+    return hooks[0].normalization(link) if hooks else None
 
 
-class SpectralConvolution(FusedFunction):
-    """leaky_relu(convolution_2d(x, W / sigma, b)), flattened to (n, -1) if `flat`: a spectrally
-    normalized convolution and its leaky ReLU, with Chainer's convolution kernels (on the CPU
-    model/cpu_kernels.py's)."""
+class Activation:
+    """Chainer's ReLU, leaky ReLU or sigmoid as a step of a fused function: Chainer's kernels (on the
+    CPU model/cpu_kernels.py's leaky ReLU), no graph node."""
 
-    differentiable = (0, 1, 2)
-
-    def __init__(self, normalization: SpectralNormalizedWeight, stride, pad, slope: float, flat: bool):
-        self.normalization = normalization
-        self.stride, self.pad = stride, pad
-        self.convolution = Convolution2DFunction(stride, pad)
+    def __init__(self, name: str, slope: float = 0.2):
+        self.name = name
         self.slope = slope
+
+    def forward(self, x):
+        self.x = x
+        node = {"relu": ReLU, "leaky_relu": lambda: LeakyReLU(self.slope), "sigmoid": Sigmoid}[self.name]()
+        (self.y,) = _outside_graph(node, (x,))
+        return self.y
+
+    def gradient(self, gy):
+        """The input's gradient, given the output's."""
+        if self.name == "sigmoid":
+            return _outside_graph(SigmoidGrad((self.x,)), (self.y, gy))[0]
+        node = ReLUGrad2(self.y) if self.name == "relu" else _LeakyReLUGrad(self.y, self.slope)
+        return _outside_graph(node, (gy,))[0]
+
+
+class _Linear:
+    """Chainer's linear function and its gradients, on arrays."""
+
+    bias_axes = (0,)
+
+    def forward(self, x, W, b: tuple):
+        return _outside_graph(LinearFunction(), (x, W, *b))[0]
+
+    def input_gradient(self, x, W, gy):
+        return _outside_graph(LinearGradData(), (W, gy))[0]
+
+    def weight_gradient(self, x, W, gy):
+        return _outside_graph(LinearGradWeight(W.dtype), (x, gy))[0]
+
+
+class _Convolution:
+    """Chainer's 2-D convolution of a link's stride, padding, dilation and groups and its gradients,
+    on arrays, as Convolution2DFunction.backward computes them."""
+
+    bias_axes = (0, 2, 3)
+
+    def __init__(self, link: L.Convolution2D):
+        self.options = {"stride": link.stride, "pad": link.pad, "dilate": link.dilate, "groups": link.groups}
+        self.node = Convolution2DFunction(**self.options)
+
+    def forward(self, x, W, b: tuple):
+        return _outside_graph(self.node, (x, W, *b))[0]
+
+    def input_gradient(self, x, W, gy):
+        return _outside_graph(Deconvolution2DFunction(outsize=x.shape[2:], **self.options), (gy, W))[0]
+
+    def weight_gradient(self, x, W, gy):
+        return _outside_graph(Convolution2DGradW(self.node, W.shape, W.dtype, None), (x, gy))[0]
+
+
+class _Deconvolution:
+    """Chainer's 2-D transposed convolution of a link's options and its gradients, on arrays, as
+    Deconvolution2DFunction.backward computes them."""
+
+    bias_axes = (0, 2, 3)
+
+    def __init__(self, link: L.Deconvolution2D):
+        self.options = {"stride": link.stride, "pad": link.pad, "dilate": link.dilate, "groups": link.groups}
+        self.node = Deconvolution2DFunction(outsize=link.outsize, **self.options)
+
+    def forward(self, x, W, b: tuple):
+        y = _outside_graph(self.node, (x, W, *b))[0]
+        self.node._set_cover_all(x.shape, W.shape)
+        return y
+
+    def input_gradient(self, x, W, gy):
+        convolution = Convolution2DFunction(cover_all=self.node.cover_all, **self.options)
+        return _outside_graph(convolution, (gy, W))[0]
+
+    def weight_gradient(self, x, W, gy):
+        return _outside_graph(Convolution2DGradW(self.node, W.shape, W.dtype, None), (gy, x))[0]
+
+
+class Layer(FusedFunction):
+    """activation(connection(x, W, b)) as one node, W spectrally normalized where the link's hook
+    asks for it: a linear, convolution or transposed convolution layer, with Chainer's kernels
+    (model/cpu_kernels.py's on the CPU). The output flattened to (n, -1) if `flat`."""
+
+    differentiable = (0, 1, 2)  # x, W, b
+
+    def __init__(self, link: chainer.Link, activation: Activation | None = None, flat: bool = False):
+        kinds = ((L.Deconvolution2D, _Deconvolution), (L.Convolution2D, _Convolution), (L.Linear, _Linear))
+        maker = next(maker for kind, maker in kinds if isinstance(link, kind))
+        self.connection = _Linear() if maker is _Linear else maker(link)
+        self.normalization = spectral_normalization(link)
+        self.activation = activation
         self.flat = flat
 
     def forward(self, inputs):
-        self.x, W, b = inputs
-        (self.W,) = self.normalization.forward((W,))
-        (y,) = _outside_graph(self.convolution, (self.x, self.W, b))
-        self.y = backend.get_array_module(y).maximum(y, y * self.slope)  # Chainer's, for a slope in [0, 1]
-        return (self.y.reshape(len(y), -1) if self.flat else self.y,)
+        self.x, W, *b = inputs
+        (self.W,) = (W,) if self.normalization is None else self.normalization.forward((W,))
+        y = self.connection.forward(self.x, self.W, tuple(b))
+        if self.activation is not None:
+            y = self.activation.forward(y)
+        self.shape = y.shape
+        return (y.reshape(len(y), -1) if self.flat else y,)
 
     def gradients(self, gy):
-        xp = backend.get_array_module(gy)
-        slopes = (self.y > 0).astype(gy.dtype)
-        gy = xp.maximum(slopes, self.slope, out=slopes) * gy.reshape(self.y.shape)
+        gy = gy.reshape(self.shape)
+        if self.activation is not None:
+            gy = self.activation.gradient(gy)
         gx = gW = gb = None
         if 0 in self.wanted:
-            transposed = Deconvolution2DFunction(self.stride, self.pad, self.x.shape[2:])
-            (gx,) = _outside_graph(transposed, (gy, self.W))
+            gx = self.connection.input_gradient(self.x, self.W, gy)
         if 1 in self.wanted:
-            grad_w = Convolution2DGradW(self.convolution, self.W.shape, self.W.dtype, None)
-            (gW,) = self.normalization.gradients(*_outside_graph(grad_w, (self.x, gy)))
+            gW = self.connection.weight_gradient(self.x, self.W, gy)
+            if self.normalization is not None:
+                (gW,) = self.normalization.gradients(gW)
         if 2 in self.wanted:
-            gb = gy.sum(axis=(0, 2, 3))
+            gb = gy.sum(axis=self.connection.bias_axes)
         return gx, gW, gb
 
 
-def spectral_convolution(link: L.Convolution2D, x, slope: float, flat: bool = False) -> chainer.Variable:
-    """leaky_relu(link(x), slope), flattened to (n, -1) if `flat`, for a Convolution2D link with a
-    SpectralNormalizationNode hook, as one node."""
-    function = SpectralConvolution(spectral_normalization(link), link.stride, link.pad, slope, flat)
-    return function.apply((x, link.W, link.b))[0]
-
-
-class SpectralLinear(FusedFunction):
-    """x (W / sigma)^T + b: a spectrally normalized linear layer, with Chainer's linear kernels."""
-
-    differentiable = (0, 1, 2)
-
-    def __init__(self, normalization: SpectralNormalizedWeight):
-        self.normalization = normalization
-
-    def forward(self, inputs):
-        self.x, W, b = inputs[0], inputs[1], inputs[2:]
-        (self.W,) = self.normalization.forward((W,))
-        return _outside_graph(LinearFunction(), (self.x, self.W, *b))
-
-    def gradients(self, gy):
-        gx = gW = gb = None
-        if 0 in self.wanted:
-            (gx,) = _outside_graph(LinearGradData(), (self.W, gy))
-        if 1 in self.wanted:
-            (gW,) = self.normalization.gradients(
-                *_outside_graph(LinearGradWeight(self.W.dtype), (self.x, gy))
-            )
-        if 2 in self.wanted:
-            gb = gy.sum(axis=0)
-        return gx, gW, gb
-
-
-def spectral_linear(link: L.Linear, x) -> chainer.Variable:
-    """link(x) for a Linear link with a SpectralNormalizationNode hook, as one node."""
-    bias = () if link.b is None else (link.b,)
-    return SpectralLinear(spectral_normalization(link)).apply((x, link.W, *bias))[0]
+def layer(
+    link: chainer.Link, x, activation: Activation | None = None, flat: bool = False
+) -> chainer.Variable:
+    """activation(link(x)) for a Linear, Convolution2D or Deconvolution2D link (spectrally normalized
+    if it has a SpectralNormalizationNode hook, whose power iteration steps as in a call of the link),
+    as one node; flattened to (n, -1) if `flat`."""
+    function = Layer(link, activation, flat)
+    return function.apply((x, link.W) if link.b is None else (x, link.W, link.b))[0]
 
 
 class SpectralProjection(FusedFunction):
     """The projection discriminator's logit (n,) of features h (n, k) and labels (n, classes):
-    fc(h)[:, 0] + sum(embed(labels) * h, axis=1), fc and embed SpectralLinear functions."""
+    fc(h)[:, 0] + sum(embed(labels) * h, axis=1), fc and embed Layers of spectrally normalized links."""
 
     differentiable = (0, 2, 3, 4)  # h, fc's W and b, embed's W
 
-    def __init__(self, fc: SpectralLinear, embed: SpectralLinear):
+    def __init__(self, fc: Layer, embed: Layer):
         self.fc = fc
         self.embed = embed
 
@@ -263,10 +320,14 @@ class SpectralProjection(FusedFunction):
 
 
 class ConditionalAffine(FusedFunction):
-    """x * (1 + gain) + bias over x (n, c, ...), with a gain and a bias per example and channel that
-    are linear in the labels: gain = labels G^T, bias = labels B^T (with Chainer's linear kernels)."""
+    """activation(x * (1 + gain) + bias) over x (n, c, ...), with a gain and a bias per example and
+    channel that are linear in the labels: gain = labels G^T, bias = labels B^T (Chainer's linear
+    kernels); no activation if None."""
 
     differentiable = (0, 2, 3)  # x, G, B
+
+    def __init__(self, activation: Activation | None = None):
+        self.activation = activation
 
     def forward(self, inputs):
         self.x, self.labels, G, B = inputs
@@ -274,9 +335,12 @@ class ConditionalAffine(FusedFunction):
         (bias,) = _outside_graph(LinearFunction(), (self.labels, B))
         per_channel = gain.shape + (1,) * (self.x.ndim - 2)
         self.scale = (gain + 1).reshape(per_channel)
-        return (self.x * self.scale + bias.reshape(per_channel),)
+        y = self.x * self.scale + bias.reshape(per_channel)
+        return (y if self.activation is None else self.activation.forward(y),)
 
     def gradients(self, gy):
+        if self.activation is not None:
+            gy = self.activation.gradient(gy)
         spatial = tuple(range(2, gy.ndim))
         g_gain, g_bias = (gy * self.x).sum(axis=spatial), gy.sum(axis=spatial)
         (gG,) = _outside_graph(LinearGradWeight(gy.dtype), (self.labels, g_gain))
@@ -284,10 +348,10 @@ class ConditionalAffine(FusedFunction):
         return gy * self.scale, gG, gB
 
 
-def conditional_affine(x, labels, G, B) -> chainer.Variable:
-    """x * (1 + labels G^T) + labels B^T per example and channel: conditional batch norm's scale
-    and shift."""
-    return ConditionalAffine().apply((x, labels, G, B))[0]
+def conditional_affine(x, labels, G, B, activation: Activation | None = None) -> chainer.Variable:
+    """activation(x * (1 + labels G^T) + labels B^T) per example and channel: conditional batch
+    norm's scale and shift, and the activation after it if any."""
+    return ConditionalAffine(activation).apply((x, labels, G, B))[0]
 
 
 class LabelBatchNormalization(chainer.Chain):
@@ -304,8 +368,9 @@ class LabelBatchNormalization(chainer.Chain):
             self.gain = L.Linear(n_classes, size, nobias=True, initialW=0)
             self.bias = L.Linear(n_classes, size, nobias=True, initialW=0)
 
-    def forward(self, h, labels):
-        return conditional_affine(self.bn(h), labels, self.gain.W, self.bias.W)
+    def forward(self, h, labels, activation: Activation | None = None):
+        """The normalized h, scaled and shifted by the labels, through `activation` if any."""
+        return conditional_affine(self.bn(h), labels, self.gain.W, self.bias.W, activation)
 
 
 class Generator(chainer.Chain):
@@ -330,11 +395,11 @@ class Generator(chainer.Chain):
             self.bn1 = LabelBatchNormalization(ch // 2, n_classes)
 
     def forward(self, z, labels):
-        h = F.concat((z, labels), axis=1)
-        h = F.relu(self.bn0(self.fc(h), labels))
+        h = layer(self.fc, F.concat((z, labels), axis=1))
+        h = self.bn0(h, labels, Activation("relu"))
         h = F.reshape(h, (len(h), self.ch, 7, 7))
-        h = F.relu(self.bn1(self.dc1(h), labels))
-        return F.sigmoid(self.dc2(h))
+        h = self.bn1(layer(self.dc1, h), labels, Activation("relu"))
+        return layer(self.dc2, h, Activation("sigmoid"))
 
 
 class ProjectionDiscriminator(chainer.Chain):
@@ -366,16 +431,17 @@ class ProjectionDiscriminator(chainer.Chain):
 
     def features(self, x):
         """The image's features, which the logit and the class head share."""
-        return spectral_convolution(self.c2, spectral_convolution(self.c1, x, 0.2), 0.2, flat=True)
+        h = layer(self.c1, x, Activation("leaky_relu", 0.2))
+        return layer(self.c2, h, Activation("leaky_relu", 0.2), flat=True)
 
     def judge(self, h, labels):
         """The logit of features `h` under `labels`."""
-        fc, embed = (SpectralLinear(spectral_normalization(link)) for link in (self.fc, self.embed))
-        return SpectralProjection(fc, embed).apply((h, labels, self.fc.W, self.fc.b, self.embed.W))[0]
+        function = SpectralProjection(Layer(self.fc), Layer(self.embed))
+        return function.apply((h, labels, self.fc.W, self.fc.b, self.embed.W))[0]
 
     def classify(self, h):
         """The class head's logits (n, classes) of features `h`."""
-        return spectral_linear(self.classes, h)
+        return layer(self.classes, h)
 
     def forward(self, x, labels):
         return self.judge(self.features(x), labels)

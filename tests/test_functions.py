@@ -8,13 +8,12 @@ import pytest
 from chainer.link_hooks import SpectralNormalization
 
 from model.net import (
-    SpectralLinear,
+    Activation,
+    Layer,
     SpectralNormalizationNode,
     SpectralProjection,
     conditional_affine,
-    spectral_convolution,
-    spectral_linear,
-    spectral_normalization,
+    layer,
 )
 from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
 
@@ -42,30 +41,36 @@ def normal(*shape: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("shape", [(4, 6), (4, 6, 3, 3)], ids=["features", "channels"])
-def test_conditional_affine_is_the_broadcast_scale_and_shift_of_the_labels_linear_layers(shape):
+@pytest.mark.parametrize("relu", [False, True])
+def test_conditional_affine_is_the_broadcast_scale_and_shift_of_the_labels_linear_layers(shape, relu):
     def composed(x, labels, G, B):
         per_channel = (len(x), len(G)) + (1,) * (x.ndim - 2)
         gain, bias = F.linear(labels, G), F.linear(labels, B)
-        return x * F.broadcast_to(F.reshape(gain + 1, per_channel), x.shape) + F.broadcast_to(
+        y = x * F.broadcast_to(F.reshape(gain + 1, per_channel), x.shape) + F.broadcast_to(
             F.reshape(bias, per_channel), x.shape
         )
+        return F.relu(y) if relu else y
+
+    def fused(*arrays):
+        return conditional_affine(*arrays, Activation("relu") if relu else None)
 
     arrays = [normal(*shape), normal(4, 10, seed=1), normal(6, 10, seed=2), normal(6, 10, seed=3)]
-    assert_same_function(conditional_affine, composed, arrays, (0, 2, 3))
+    assert_same_function(fused, composed, arrays, (0, 2, 3))
 
 
-def twin_links(make_link) -> tuple:
-    """Two equal links, one with this project's spectral norm hook and one with Chainer's."""
+def twin_links(make_link, spectral: bool = True) -> tuple:
+    """Two equal links: one with this project's spectral norm hook and one with Chainer's, or both
+    without."""
     links = []
     for hook in (SpectralNormalizationNode(), SpectralNormalization()):
         np.random.seed(0)
-        links.append(make_link().add_hook(hook))
+        links.append(make_link().add_hook(hook) if spectral else make_link())
     return tuple(links)
 
 
 def assert_same_steps(fused, composed, links: tuple, x: np.ndarray, input_grad: bool = True):
     """fused(ours, h) and composed(Chainer's, h) agree over three training steps: outputs, weight,
-    bias and input gradients, and the power iteration's vectors."""
+    bias and input gradients, and the power iteration's vectors where there is one."""
     for step in range(3):
         results = []
         for function, link in zip((fused, composed), links, strict=True):
@@ -73,7 +78,7 @@ def assert_same_steps(fused, composed, links: tuple, x: np.ndarray, input_grad: 
             h = chainer.Variable(x.copy(), requires_grad=input_grad)
             y = function(link, h)
             F.sum(y * y).backward()
-            results.append((y.array, link.W.grad, link.b.grad, h.grad, link.W_u.copy()))
+            results.append((y.array, link.W.grad, link.b.grad, h.grad, getattr(link, "W_u", None)))
         assert (results[0][3] is None) == (results[1][3] is None) == (not input_grad)
         for mine, expected in zip(*results, strict=True):
             if expected is not None:
@@ -82,22 +87,38 @@ def assert_same_steps(fused, composed, links: tuple, x: np.ndarray, input_grad: 
             link.W.array -= 0.1 * link.W.grad  # a step that changes the weights' largest singular value
 
 
+LAYERS = {
+    "linear": (lambda: L.Linear(12, 5), (2, 12)),
+    "convolution": (lambda: L.Convolution2D(3, 4, 4, 2, 1), (2, 3, 8, 8)),
+    "deconvolution": (lambda: L.Deconvolution2D(3, 4, 4, 2, 1), (2, 3, 5, 5)),
+}
+ACTIVATIONS = {"relu": F.relu, "leaky_relu": lambda x: F.leaky_relu(x, 0.2), "sigmoid": F.sigmoid}
+
+
+@pytest.mark.parametrize(
+    "kind, input_grad",
+    # Chainer's own Deconvolution2DFunction.backward fails when only the weights' gradient is asked for
+    [
+        (kind, input_grad)
+        for kind in LAYERS
+        for input_grad in (True, False)
+        if input_grad or kind != "deconvolution"
+    ],
+)
+@pytest.mark.parametrize("activation", [None, *ACTIVATIONS])
+@pytest.mark.parametrize("spectral", [True, False], ids=["spectral-norm", "plain"])
 @pytest.mark.parametrize("flat", [False, True])
-@pytest.mark.parametrize("input_grad", [True, False], ids=["input-gradient", "weights-only"])
-def test_spectral_convolution_is_the_hooked_convolution_and_leaky_relu(flat, input_grad):
+def test_a_layer_is_its_link_and_activation(kind, input_grad, activation, spectral, flat):
+    make_link, shape = LAYERS[kind]
+
     def composed(link, x):
-        y = F.leaky_relu(link(x), 0.2)
+        y = link(x) if activation is None else ACTIVATIONS[activation](link(x))
         return F.reshape(y, (len(y), -1)) if flat else y
 
-    links = twin_links(lambda: L.Convolution2D(3, 4, 4, 2, 1))
-    fused = lambda link, x: spectral_convolution(link, x, 0.2, flat)  # noqa: E731
-    assert_same_steps(fused, composed, links, normal(2, 3, 8, 8), input_grad)
+    def fused(link, x):
+        return layer(link, x, None if activation is None else Activation(activation), flat)
 
-
-def test_spectral_linear_is_the_hooked_linear_layer():
-    assert_same_steps(
-        spectral_linear, lambda link, x: link(x), twin_links(lambda: L.Linear(12, 5)), normal(2, 12)
-    )
+    assert_same_steps(fused, composed, twin_links(make_link, spectral), normal(*shape), input_grad)
 
 
 def test_spectral_projection_is_the_hooked_layers_projection_logit():
@@ -110,8 +131,7 @@ def test_spectral_projection_is_the_hooked_layers_projection_logit():
             embed.cleargrads()
             h = chainer.Variable(normal(5, 7, seed=step))
             if fused:
-                layers = (SpectralLinear(spectral_normalization(link)) for link in (fc, embed))
-                y = SpectralProjection(*layers).apply((h, labels, fc.W, fc.b, embed.W))[0]
+                y = SpectralProjection(Layer(fc), Layer(embed)).apply((h, labels, fc.W, fc.b, embed.W))[0]
             else:
                 y = fc(h)[:, 0] + F.sum(embed(labels) * h, axis=1)
             F.sum(y * y).backward()
