@@ -52,7 +52,7 @@ class FusedFunction(FunctionNode):
         if chainer.config.enable_backprop:
             outputs = gradient.apply(grad_outputs)
         else:  # what the node's output variables would hold
-            arrays = gradient.forward(tuple(gy.array for gy in grad_outputs))
+            arrays = gradient.forward(tuple(None if gy is None else gy.array for gy in grad_outputs))
             outputs = [chainer.Variable(g, requires_grad=False) for g in arrays]
         grads = dict(zip(gradient.given, outputs, strict=True))
         return tuple(grads.get(i) for i in range(len(self.inputs)))
@@ -171,16 +171,14 @@ class Activation:
         self.slope = slope
 
     def forward(self, x):
-        self.x = x
         node = {"relu": ReLU, "leaky_relu": lambda: LeakyReLU(self.slope), "sigmoid": Sigmoid}[self.name]()
-        (self.y,) = _outside_graph(node, (x,))
-        return self.y
+        return _outside_graph(node, (x,))[0]
 
-    def gradient(self, gy):
-        """The input's gradient, given the output's."""
+    def gradient(self, x, y, gy):
+        """The gradient of the input x, given the output y and its gradient."""
         if self.name == "sigmoid":
-            return _outside_graph(SigmoidGrad((self.x,)), (self.y, gy))[0]
-        node = ReLUGrad2(self.y) if self.name == "relu" else _LeakyReLUGrad(self.y, self.slope)
+            return _outside_graph(SigmoidGrad((x,)), (y, gy))[0]
+        node = ReLUGrad2(y) if self.name == "relu" else _LeakyReLUGrad(y, self.slope)
         return _outside_graph(node, (gy,))[0]
 
 
@@ -245,41 +243,63 @@ class _Deconvolution:
 class Layer(FusedFunction):
     """activation(connection(x, W, b)) as one node, W spectrally normalized where the link's hook
     asks for it: a linear, convolution or transposed convolution layer, with Chainer's kernels
-    (model/cpu_kernels.py's on the CPU). The output flattened to (n, -1) if `flat`."""
+    (model/cpu_kernels.py's on the CPU). The output flattened to (n, -1) if `flat`.
 
-    differentiable = (0, 1, 2)  # x, W, b
+    With several `passes`, the inputs are x_1, ..., x_passes, W, b and the outputs the layer's of
+    each x in turn, as from that many calls of the link (each pass its own step of the power
+    iteration): one node instead of one a call, and the weights' gradients summed inside it.
+    """
 
-    def __init__(self, link: chainer.Link, activation: Activation | None = None, flat: bool = False):
+    def __init__(
+        self, link: chainer.Link, activation: Activation | None = None, flat: bool = False, passes: int = 1
+    ):
         kinds = ((L.Deconvolution2D, _Deconvolution), (L.Convolution2D, _Convolution), (L.Linear, _Linear))
         maker = next(maker for kind, maker in kinds if isinstance(link, kind))
-        self.connection = _Linear() if maker is _Linear else maker(link)
-        self.normalization = spectral_normalization(link)
+        self.connections = [_Linear() if maker is _Linear else maker(link) for _ in range(passes)]
+        self.normalizations = [spectral_normalization(link) for _ in range(passes)]
         self.activation = activation
         self.flat = flat
+        self.passes = passes
+        self.differentiable = tuple(range(passes + 2))  # the xs, W, b
 
     def forward(self, inputs):
-        self.x, W, *b = inputs
-        (self.W,) = (W,) if self.normalization is None else self.normalization.forward((W,))
-        y = self.connection.forward(self.x, self.W, tuple(b))
-        if self.activation is not None:
-            y = self.activation.forward(y)
-        self.shape = y.shape
-        return (y.reshape(len(y), -1) if self.flat else y,)
+        self.xs, (W, *b) = inputs[: self.passes], inputs[self.passes :]
+        self.Ws, self.zs, self.ys, outputs = [], [], [], []
+        for x, connection, normalization in zip(self.xs, self.connections, self.normalizations, strict=True):
+            self.Ws.append(W if normalization is None else normalization.forward((W,))[0])
+            self.zs.append(connection.forward(x, self.Ws[-1], tuple(b)))
+            y = self.zs[-1] if self.activation is None else self.activation.forward(self.zs[-1])
+            self.ys.append(y)
+            outputs.append(y.reshape(len(y), -1) if self.flat else y)
+        return tuple(outputs)
 
-    def gradients(self, gy):
-        gy = gy.reshape(self.shape)
-        if self.activation is not None:
-            gy = self.activation.gradient(gy)
-        gx = gW = gb = None
-        if 0 in self.wanted:
-            gx = self.connection.input_gradient(self.x, self.W, gy)
-        if 1 in self.wanted:
-            gW = self.connection.weight_gradient(self.x, self.W, gy)
-            if self.normalization is not None:
-                (gW,) = self.normalization.gradients(gW)
-        if 2 in self.wanted:
-            gb = gy.sum(axis=self.connection.bias_axes)
-        return gx, gW, gb
+    def gradients(self, *gys):
+        gxs, gWs, gbs = [], [], []
+        passes = zip(
+            gys, self.xs, self.Ws, self.zs, self.ys, self.connections, self.normalizations, strict=True
+        )
+        for i, (gy, x, W, z, y, connection, normalization) in enumerate(passes):
+            if gy is None:  # an output that nothing used
+                gxs.append(None)
+                continue
+            gy = gy.reshape(y.shape)
+            if self.activation is not None:
+                gy = self.activation.gradient(z, y, gy)
+            gxs.append(connection.input_gradient(x, W, gy) if i in self.wanted else None)
+            if self.passes in self.wanted:
+                gW = connection.weight_gradient(x, W, gy)
+                gWs.append(gW if normalization is None else normalization.gradients(gW)[0])
+            if self.passes + 1 in self.wanted:
+                gbs.append(gy.sum(axis=connection.bias_axes))
+        return (*gxs, _total(gWs), _total(gbs))
+
+
+def _total(arrays: list):
+    """The sum of `arrays`, in order (as Chainer sums a variable's gradients); None for none."""
+    total = None
+    for array in arrays:
+        total = array if total is None else total + array
+    return total
 
 
 def layer(
@@ -288,35 +308,47 @@ def layer(
     """activation(link(x)) for a Linear, Convolution2D or Deconvolution2D link (spectrally normalized
     if it has a SpectralNormalizationNode hook, whose power iteration steps as in a call of the link),
     as one node; flattened to (n, -1) if `flat`."""
-    function = Layer(link, activation, flat)
-    return function.apply((x, link.W) if link.b is None else (x, link.W, link.b))[0]
+    return layers(link, (x,), activation, flat)[0]
+
+
+def layers(link: chainer.Link, xs: tuple, activation: Activation | None = None, flat: bool = False) -> tuple:
+    """layer(link, x, activation, flat) of each x of `xs` in turn, as one node."""
+    function = Layer(link, activation, flat, passes=len(xs))
+    return function.apply((*xs, link.W) if link.b is None else (*xs, link.W, link.b))
 
 
 class SpectralProjection(FusedFunction):
     """The projection discriminator's logit (n,) of features h (n, k) and labels (n, classes):
-    fc(h)[:, 0] + sum(embed(labels) * h, axis=1), fc and embed Layers of spectrally normalized links."""
+    fc(h)[:, 0] + sum(embed(labels) * h, axis=1), fc and embed Layers of spectrally normalized links,
+    for each of the features h_1, ..., h_passes in turn (the inputs: the hs, labels, fc's W and b,
+    embed's W)."""
 
-    differentiable = (0, 2, 3, 4)  # h, fc's W and b, embed's W
-
-    def __init__(self, fc: Layer, embed: Layer):
-        self.fc = fc
-        self.embed = embed
+    def __init__(self, fc: chainer.Link, embed: chainer.Link, passes: int = 1):
+        self.fc = Layer(fc, passes=passes)
+        self.embed = Layer(embed, passes=passes)
+        self.passes = passes
+        self.differentiable = (*range(passes), passes + 1, passes + 2, passes + 3)
 
     def forward(self, inputs):
-        self.h, labels, W, b, E = inputs
-        (unconditional,) = self.fc.forward((self.h, W, b))
-        (self.embedded,) = self.embed.forward((labels, E))
-        return (unconditional[:, 0] + (self.embedded * self.h).sum(axis=1),)
+        self.hs, (labels, W, b, E) = inputs[: self.passes], inputs[self.passes :]
+        unconditionals = self.fc.forward((*self.hs, W, b))
+        self.embedded = self.embed.forward((*(labels,) * self.passes, E))
+        pairs = zip(unconditionals, self.embedded, self.hs, strict=True)
+        return tuple(unconditional[:, 0] + (embedded * h).sum(axis=1) for unconditional, embedded, h in pairs)
 
-    def gradients(self, gy):
-        per_example = gy[:, None]
-        self.fc.wanted = tuple(i for i, wanted in enumerate((0, 2, 3)) if wanted in self.wanted)
-        self.embed.wanted = (1,) if 4 in self.wanted else ()
-        gh, gW, gb = self.fc.gradients(per_example.copy())
-        if gh is not None:
-            gh += per_example * self.embedded
-        (_, gE, _) = self.embed.gradients(per_example * self.h)
-        return gh, gW, gb, gE
+    def gradients(self, *gys):
+        per_example = [None if gy is None else gy[:, None] for gy in gys]
+        n = self.passes
+        self.fc.wanted = tuple(i for i in range(n + 2) if (i if i < n else i + 1) in self.wanted)
+        self.embed.wanted = (n,) if n + 3 in self.wanted else ()
+        *ghs, gW, gb = self.fc.gradients(*(None if g is None else g.copy() for g in per_example))
+        for gh, g, embedded in zip(ghs, per_example, self.embedded, strict=True):
+            if gh is not None:
+                gh += g * embedded
+        gE = self.embed.gradients(
+            *(None if g is None else g * h for g, h in zip(per_example, self.hs, strict=True))
+        )[n]
+        return (*ghs, gW, gb, gE)
 
 
 class ConditionalAffine(FusedFunction):
@@ -335,12 +367,13 @@ class ConditionalAffine(FusedFunction):
         (bias,) = _outside_graph(LinearFunction(), (self.labels, B))
         per_channel = gain.shape + (1,) * (self.x.ndim - 2)
         self.scale = (gain + 1).reshape(per_channel)
-        y = self.x * self.scale + bias.reshape(per_channel)
-        return (y if self.activation is None else self.activation.forward(y),)
+        self.z = self.x * self.scale + bias.reshape(per_channel)
+        self.y = self.z if self.activation is None else self.activation.forward(self.z)
+        return (self.y,)
 
     def gradients(self, gy):
         if self.activation is not None:
-            gy = self.activation.gradient(gy)
+            gy = self.activation.gradient(self.z, self.y, gy)
         spatial = tuple(range(2, gy.ndim))
         g_gain, g_bias = (gy * self.x).sum(axis=spatial), gy.sum(axis=spatial)
         (gG,) = _outside_graph(LinearGradWeight(gy.dtype), (self.labels, g_gain))
@@ -431,13 +464,21 @@ class ProjectionDiscriminator(chainer.Chain):
 
     def features(self, x):
         """The image's features, which the logit and the class head share."""
-        h = layer(self.c1, x, Activation("leaky_relu", 0.2))
-        return layer(self.c2, h, Activation("leaky_relu", 0.2), flat=True)
+        return self.features_of((x,))[0]
+
+    def features_of(self, batches: tuple) -> tuple:
+        """features(x) of each batch x in turn, in one node per layer."""
+        hs = layers(self.c1, batches, Activation("leaky_relu", 0.2))
+        return layers(self.c2, hs, Activation("leaky_relu", 0.2), flat=True)
 
     def judge(self, h, labels):
         """The logit of features `h` under `labels`."""
-        function = SpectralProjection(Layer(self.fc), Layer(self.embed))
-        return function.apply((h, labels, self.fc.W, self.fc.b, self.embed.W))[0]
+        return self.judge_each((h,), labels)[0]
+
+    def judge_each(self, hs: tuple, labels) -> tuple:
+        """judge(h, labels) of each of the features `hs` in turn, in one node."""
+        function = SpectralProjection(self.fc, self.embed, passes=len(hs))
+        return function.apply((*hs, labels, self.fc.W, self.fc.b, self.embed.W))
 
     def classify(self, h):
         """The class head's logits (n, classes) of features `h`."""

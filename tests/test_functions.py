@@ -9,7 +9,7 @@ from chainer.link_hooks import SpectralNormalization
 
 from model.net import (
     Activation,
-    Layer,
+    ProjectionDiscriminator,
     SpectralNormalizationNode,
     SpectralProjection,
     conditional_affine,
@@ -131,7 +131,7 @@ def test_spectral_projection_is_the_hooked_layers_projection_logit():
             embed.cleargrads()
             h = chainer.Variable(normal(5, 7, seed=step))
             if fused:
-                y = SpectralProjection(Layer(fc), Layer(embed)).apply((h, labels, fc.W, fc.b, embed.W))[0]
+                y = SpectralProjection(fc, embed).apply((h, labels, fc.W, fc.b, embed.W))[0]
             else:
                 y = fc(h)[:, 0] + F.sum(embed(labels) * h, axis=1)
             F.sum(y * y).backward()
@@ -217,3 +217,27 @@ def test_a_fused_gradient_is_a_node_only_where_a_graph_of_it_is_asked_for():
         assert (gx.creator is not None) == graph
         grads.append(gx.array)
     np.testing.assert_array_equal(*grads)
+
+
+def test_passes_in_one_node_are_the_calls_one_after_another():
+    """features_of and judge_each of two batches: the numbers, gradients and power-iteration
+    vectors of two calls of features and judge, bit for bit."""
+    x, labels = normal(3, 1, 28, 28), np.eye(10, dtype=np.float32)[[1, 5, 7]]
+    results = []
+    for together in (True, False):
+        np.random.seed(0)
+        dis = ProjectionDiscriminator(ch=4)
+        for _ in range(2):  # two steps: the vectors and weights move
+            dis.cleargrads()
+            batches = (x, x[::-1] * 0.5)
+            if together:
+                logits = dis.judge_each(dis.features_of(batches), labels)
+            else:
+                logits = [dis.judge(dis.features(batch), labels) for batch in batches]
+            F.sum(logits[0] * logits[1]).backward()
+            results.append([y.array for y in logits] + [p.grad for p in dis.params()] + [dis.c2.W_u.copy()])
+            for param in dis.params():
+                param.array -= 0.1 * param.grad
+    for mine, expected in zip(results[:2], results[2:], strict=True):
+        for a, b in zip(mine, expected, strict=True):
+            np.testing.assert_array_equal(a, b)

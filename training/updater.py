@@ -100,8 +100,9 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         z = self.device.send(self.sample_noise(len(labels), gen.z_size))
 
         x_fake = gen(z, labels)
-        h_real = dis.features(x_real)
-        dis_loss = hinge_discriminator_loss(dis.judge(h_real, labels), dis(x_fake.array, labels))
+        # D's pass over the real batch, then over the fake one (detached from G), one node a layer
+        h_real, h_detached = dis.features_of((x_real, x_fake.array))
+        dis_loss = hinge_discriminator_loss(*dis.judge_each((h_real, h_detached), labels))
         dis_optimizer.update(self._reported, dis, self._with_classes(dis_loss, dis, h_real, labels))
         h_fake = dis.features(x_fake)
         gen_loss = self._with_classes(hinge_generator_loss(dis.judge(h_fake, labels)), dis, h_fake, labels)
