@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from model.net import ProjectionDiscriminator
+from training import optimizer as flat_adam
 from training.optimizer import FlatAdam
 
 
@@ -50,7 +51,9 @@ def assert_same_weights(ours: chainer.Link, chainers: chainer.Link) -> None:
         {"beta1": 0.0, "amsgrad": True},
     ],
 )
-def test_flat_adam_steps_every_weight_as_chainers_adam_to_the_bit(hyperparameters):
+@pytest.mark.parametrize("small", [flat_adam.SMALL, 64, 0], ids=["all-small", "biases-small", "none-small"])
+def test_flat_adam_steps_every_weight_as_chainers_adam_to_the_bit(hyperparameters, small, monkeypatch):
+    monkeypatch.setattr(flat_adam, "SMALL", small)  # which parameters step together (this net's are small)
     ours, flat = set_up(FlatAdam, **hyperparameters)
     theirs, adam = set_up(chainer.optimizers.Adam, **hyperparameters)
     rng_ours, rng_theirs = np.random.RandomState(1), np.random.RandomState(1)

@@ -126,9 +126,15 @@ class FlatAdam(chainer.optimizers.Adam):
             flat.rule.update_core(flat.param)
 
 
+# Parameters with fewer elements lie together at the end of the flat arrays and step together: one
+# set of array calls for biases and small weights instead of one a parameter.
+SMALL = 8192
+
+
 class FlatParameters:
     """One array for all of `params`' weights, one for their gradients, one for each of Adam's
-    moments; each parameter's weights and moments are views into them."""
+    moments; each parameter's weights and moments are views into them (the large parameters first,
+    in order, then the small ones, in order)."""
 
     def __init__(self, params: list, hyperparam):
         device = params[0].device
@@ -139,9 +145,14 @@ class FlatParameters:
             weights = xp.empty(total, params[0].dtype)
             moments = {name: xp.zeros(total, params[0].dtype) for name in names}
         self.grads = None  # made by the first gather_grads
+        self.order = sorted(range(len(params)), key=lambda i: params[i].size < SMALL)  # the layout's
+        starts, start = {}, 0
+        for i in self.order:
+            starts[i], start = start, start + params[i].size
+        self.small = [i for i in self.order if params[i].size < SMALL]
         self.views = []
-        start = 0
-        for param in params:
+        for i, param in enumerate(params):
+            start = starts[i]
             end = start + param.size
             view = weights[start:end].reshape(param.shape)
             view[...] = param.array
@@ -155,12 +166,17 @@ class FlatParameters:
                     moment[...] = device.send(state[name])
                 state[name] = moment
             self.views.append((view, state["m"], state["v"]))
-            start = end
         self.param = chainer.Parameter(weights)
         self.rule = FlatAdamRule(hyperparam)
         self.rule._state = moments
-        self.work = np.empty(max(param.size for param in params), weights.dtype) if xp is np else None
-        self.flat_views = [tuple(a.reshape(-1) for a in arrays) for arrays in self.views]
+        self.large = [(i, *(a.reshape(-1) for a in self.views[i])) for i in self.order if i not in self.small]
+        small_start = starts[self.small[0]] if self.small else total
+        self.small_views = (weights[small_start:], moments["m"][small_start:], moments["v"][small_start:])
+        self.small_grads = self.work = None  # the in-place step's scratch, on the CPU
+        if xp is np:
+            self.small_grads = np.empty(total - small_start, weights.dtype)
+            largest = max([len(self.small_grads), *(len(w) for _, w, _, _ in self.large)])
+            self.work = np.empty(largest, weights.dtype)
 
     def holds(self, params: list) -> bool:
         """Whether `params` still are the views (nothing replaced an array or a moment)."""
@@ -173,15 +189,19 @@ class FlatParameters:
         return True
 
     def operands(self, params: list):
-        """(gradient, weights, m, v) of each of `params`, flat, the gradients read where they are
-        (cutting the parameters into cache-sized chunks made the step no faster)."""
-        for param, (weights, m, v) in zip(params, self.flat_views, strict=True):
-            yield param.grad.reshape(-1), weights, m, v
+        """(gradient, weights, m, v) of each large parameter, flat, the gradients read where they
+        are (cutting the parameters into cache-sized chunks made the step no faster), then of all
+        the small ones together."""
+        for i, weights, m, v in self.large:
+            yield params[i].grad.reshape(-1), weights, m, v
+        if self.small:
+            np.concatenate([params[i].grad.ravel() for i in self.small], out=self.small_grads)
+            yield (self.small_grads, *self.small_views)
 
     def gather_grads(self, params: list) -> None:
         xp = self.param.device.xp
         if self.grads is None:
             with chainer.using_device(self.param.device):
                 self.grads = xp.empty_like(self.param.array)
-        xp.concatenate([param.grad.ravel() for param in params], out=self.grads)
+        xp.concatenate([params[i].grad.ravel() for i in self.order], out=self.grads)
         self.param.grad = self.grads
