@@ -15,7 +15,14 @@ from model.net import (
     conditional_affine,
     layer,
 )
-from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
+from training.losses import (
+    ClassLoss,
+    HingeDiscriminatorLoss,
+    class_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+    loss_sum,
+)
 
 
 def outputs_and_gradients(function, arrays: list[np.ndarray], differentiable: tuple[int, ...]):
@@ -241,3 +248,20 @@ def test_passes_in_one_node_are_the_calls_one_after_another():
     for mine, expected in zip(results[:2], results[2:], strict=True):
         for a, b in zip(mine, expected, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_loss_sum_is_the_losses_added_bit_for_bit():
+    y_real, y_fake = 1.5 * normal(6), 1.5 * normal(6, seed=1)
+    soft_labels = np.random.RandomState(3).dirichlet(np.ones(10), 6).astype(np.float32)
+    arrays = [y_real, y_fake, normal(6, 10, seed=2), soft_labels]
+
+    def fused(y_real, y_fake, logits, labels):
+        return loss_sum((HingeDiscriminatorLoss(), (y_real, y_fake)), (ClassLoss(0.1), (logits, labels)))
+
+    def added(y_real, y_fake, logits, labels):
+        return hinge_discriminator_loss(y_real, y_fake) + class_loss(logits, labels, 0.1)
+
+    ours, theirs = (outputs_and_gradients(f, arrays, (0, 1, 2)) for f in (fused, added))
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    for mine, expected in zip(ours[1], theirs[1], strict=True):
+        np.testing.assert_array_equal(mine, expected)
