@@ -7,7 +7,9 @@ A training step is bound by Chainer's work per function application, not by arit
 with Chainer's functions it took 289 applications, most of them spectral normalization's (a reshape,
 two matmuls and a division per use of a weight, and their gradients). Each fused function here
 computes the numbers of the composition it replaces, up to float rounding, and all its input
-gradients in one more node (training/losses.py makes the losses the same way).
+gradients in one call, without a node of their own (training/losses.py makes the losses the same
+way): a layer with its spectral norm and activation is one node, and so are D's passes over the
+real and the fake batch.
 """
 
 import chainer
@@ -183,9 +185,12 @@ class Activation:
 
 
 class _Linear:
-    """Chainer's linear function and its gradients, on arrays."""
+    """Chainer's linear function and its gradients, on arrays (x of shape (n, k))."""
 
     bias_axes = (0,)
+
+    def __init__(self, link: L.Linear):
+        pass  # a Linear link has no options that change the function
 
     def forward(self, x, W, b: tuple):
         return _outside_graph(LinearFunction(), (x, W, *b))[0]
@@ -255,7 +260,7 @@ class Layer(FusedFunction):
     ):
         kinds = ((L.Deconvolution2D, _Deconvolution), (L.Convolution2D, _Convolution), (L.Linear, _Linear))
         maker = next(maker for kind, maker in kinds if isinstance(link, kind))
-        self.connections = [_Linear() if maker is _Linear else maker(link) for _ in range(passes)]
+        self.connections = [maker(link) for _ in range(passes)]
         self.normalizations = [spectral_normalization(link) for _ in range(passes)]
         self.activation = activation
         self.flat = flat
