@@ -24,6 +24,11 @@ from chainer.functions.activation.sigmoid import Sigmoid, SigmoidGrad
 from chainer.functions.connection.convolution_2d import Convolution2DFunction, Convolution2DGradW
 from chainer.functions.connection.deconvolution_2d import Deconvolution2DFunction
 from chainer.functions.connection.linear import LinearFunction, LinearGradData, LinearGradWeight
+from chainer.functions.normalization.batch_normalization import (
+    BatchNormalization,
+    BatchNormalizationGrad,
+    _IDeepBatchNormalizationImpl,
+)
 from chainer.link_hooks import SpectralNormalization
 from chainer.link_hooks.spectral_normalization import l2normalize
 
@@ -356,18 +361,53 @@ class SpectralProjection(FusedFunction):
         return (*ghs, gW, gb, gE)
 
 
+class _BatchNormalization:
+    """Chainer's batch normalization in training, as a link would call it (the link's running
+    statistics updated), and its input gradient, on arrays."""
+
+    def __init__(self, link: L.BatchNormalization):
+        self.node = BatchNormalization(link.eps, link.avg_mean, link.avg_var, link.decay, link.axis)
+        (self.gamma,) = link._get_gamma() if link.gamma is None else (link.gamma.array,)
+        (self.beta,) = link._get_beta() if link.beta is None else (link.beta.array,)
+
+    def forward(self, x):
+        self.x = x
+        return _outside_graph(self.node, (x, self.gamma, self.beta))[0]
+
+    def input_gradient(self, gy):
+        """As BatchNormalization.backward computes it (the variance passed only to iDeep's kernel)."""
+        node = self.node
+        var = node.var if isinstance(node._impl, _IDeepBatchNormalizationImpl) else None
+        grad = BatchNormalizationGrad(
+            node.eps,
+            node.expander,
+            node.axis,
+            node.mean,
+            var,
+            node.inv_std,
+            node.key_axis,
+            node._impl,
+            node.forward_data,
+        )
+        return _outside_graph(grad, (self.x, self.gamma, gy))[0]
+
+
 class ConditionalAffine(FusedFunction):
     """activation(x * (1 + gain) + bias) over x (n, c, ...), with a gain and a bias per example and
     channel that are linear in the labels: gain = labels G^T, bias = labels B^T (Chainer's linear
-    kernels); no activation if None."""
+    kernels); no activation if None. With a batch normalization, x is first normalized by it."""
 
     differentiable = (0, 2, 3)  # x, G, B
 
-    def __init__(self, activation: Activation | None = None):
+    def __init__(
+        self, activation: Activation | None = None, normalization: _BatchNormalization | None = None
+    ):
         self.activation = activation
+        self.normalization = normalization
 
     def forward(self, inputs):
-        self.x, self.labels, G, B = inputs
+        x, self.labels, G, B = inputs
+        self.x = x if self.normalization is None else self.normalization.forward(x)
         (gain,) = _outside_graph(LinearFunction(), (self.labels, G))
         (bias,) = _outside_graph(LinearFunction(), (self.labels, B))
         per_channel = gain.shape + (1,) * (self.x.ndim - 2)
@@ -383,7 +423,10 @@ class ConditionalAffine(FusedFunction):
         g_gain, g_bias = (gy * self.x).sum(axis=spatial), gy.sum(axis=spatial)
         (gG,) = _outside_graph(LinearGradWeight(gy.dtype), (self.labels, g_gain))
         (gB,) = _outside_graph(LinearGradWeight(gy.dtype), (self.labels, g_bias))
-        return gy * self.scale, gG, gB
+        gx = gy * self.scale
+        if self.normalization is not None and 0 in self.wanted:
+            gx = self.normalization.input_gradient(gx)
+        return gx, gG, gB
 
 
 def conditional_affine(x, labels, G, B, activation: Activation | None = None) -> chainer.Variable:
@@ -407,8 +450,12 @@ class LabelBatchNormalization(chainer.Chain):
             self.bias = L.Linear(n_classes, size, nobias=True, initialW=0)
 
     def forward(self, h, labels, activation: Activation | None = None):
-        """The normalized h, scaled and shifted by the labels, through `activation` if any."""
-        return conditional_affine(self.bn(h), labels, self.gain.W, self.bias.W, activation)
+        """The normalized h, scaled and shifted by the labels, through `activation` if any: in
+        training one node, batch norm included, as the link's call computes it."""
+        weights = (self.gain.W, self.bias.W)
+        if chainer.config.train and not chainer.config.in_recomputing and self.bn.avg_mean is not None:
+            return ConditionalAffine(activation, _BatchNormalization(self.bn)).apply((h, labels, *weights))[0]
+        return conditional_affine(self.bn(h), labels, *weights, activation)
 
 
 class Generator(chainer.Chain):

@@ -9,6 +9,7 @@ from chainer.link_hooks import SpectralNormalization
 
 from model.net import (
     Activation,
+    LabelBatchNormalization,
     ProjectionDiscriminator,
     SpectralNormalizationNode,
     SpectralProjection,
@@ -265,3 +266,29 @@ def test_a_loss_sum_is_the_losses_added_bit_for_bit():
     np.testing.assert_array_equal(ours[0], theirs[0])
     for mine, expected in zip(ours[1], theirs[1], strict=True):
         np.testing.assert_array_equal(mine, expected)
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (4, 6, 3, 3)], ids=["features", "channels"])
+def test_label_batch_norm_in_training_is_one_node_with_the_links_numbers(shape):
+    """Outputs, the gradients of h and of the label layers, and the running statistics: as the
+    batch norm link's call followed by the scale and shift, bit for bit, over two steps."""
+    labels = np.random.RandomState(3).dirichlet(np.ones(10), 4).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        bn = LabelBatchNormalization(6, 10)
+        for param, seed in ((bn.gain.W, 1), (bn.bias.W, 2)):
+            param.array[...] = normal(6, 10, seed=seed)
+        for step in range(2):
+            bn.cleargrads()
+            h = chainer.Variable(normal(*shape, seed=step))
+            if fused:
+                y = bn(h, labels, Activation("relu"))
+            else:
+                y = conditional_affine(bn.bn(h), labels, bn.gain.W, bn.bias.W, Activation("relu"))
+            F.sum(y * y).backward()
+            results.append(
+                [y.array, h.grad, bn.gain.W.grad, bn.bias.W.grad, bn.bn.avg_mean.copy(), bn.bn.avg_var.copy()]
+            )
+    for mine, expected in zip(results[:2], results[2:], strict=True):
+        for a, b in zip(mine, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
