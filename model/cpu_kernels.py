@@ -52,11 +52,23 @@ def phase_columns(x: np.ndarray, kh: int, kw: int, sy: int, sx: int, ph: int, pw
             phases[a, b, :, :, i : i + source.shape[2], j : j + source.shape[3]] = source
     phases = phases.reshape(sy, sx, c, n, hq * wq)
     col = np.empty((c, kh, kw, n, oh * wq), x.dtype)
-    for j in range(kh):
-        for i in range(kw):
-            start = (j // sy) * wq + i // sx
-            col[:, j, i] = phases[j % sy, i % sx, :, :, start : start + oh * wq]
+    for j, i, rows, cols in tap_groups(kh, kw, sy, sx):
+        start = (j // sy) * wq + i // sx  # where taps (j.., i..) read their phases
+        source = phases[j % sy : j % sy + rows, i % sx : i % sx + cols, :, :, start : start + oh * wq]
+        col[:, j : j + rows, i : i + cols] = source.transpose(2, 0, 1, 3, 4)
     return col.reshape(c * kh * kw, n * oh * wq), wq
+
+
+def tap_groups(kh: int, kw: int, sy: int, sx: int) -> list:
+    """The kernel taps grouped by where in the stride phases they read or write, as (j, i, rows,
+    cols): taps (j + a, i + b) for a < rows, b < cols, one per phase (j % sy + a, i % sx + b).
+
+    With a kernel that the stride divides, a group is sy * sx taps: one copy or sum for the group
+    instead of one a tap, each phase's in the same order. Otherwise each tap is its own group.
+    """
+    if kh % sy or kw % sx:
+        return [(j, i, 1, 1) for j in range(kh) for i in range(kw)]
+    return [(j, i, sy, sx) for j in range(0, kh, sy) for i in range(0, kw, sx)]
 
 
 def conv_forward(self, x, W, b):
@@ -141,10 +153,11 @@ def deconvolve(x: np.ndarray, taps: np.ndarray, b, stride: tuple, pad: tuple, ou
     x_rows[..., :w] = x.transpose(1, 0, 2, 3)
     gcol = (taps.reshape(-1, c) @ x_rows.reshape(c, -1)).reshape(kh, kw, out_c, n, h * wq)
     phases = np.zeros((sy, sx, out_c, n, hq * wq), x.dtype)
-    for j in range(kh):
-        for i in range(kw):
-            start = (j // sy) * wq + i // sx
-            phases[j % sy, i % sx, :, :, start : start + h * wq] += gcol[j, i]
+    for j, i, rows, cols in tap_groups(kh, kw, sy, sx):  # each phase's taps in order
+        start = (j // sy) * wq + i // sx
+        phases[j % sy : j % sy + rows, i % sx : i % sx + cols, :, :, start : start + h * wq] += gcol[
+            j : j + rows, i : i + cols
+        ]
     phases = phases.reshape(sy, sx, out_c, n, hq, wq)
     y = np.empty((n, out_c, outh, outw), x.dtype)
     for a in range(sy):  # output rows r with (r + ph) % sy == a come from phase row (r + ph) // sy

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from model.net import ProjectionDiscriminator
+from training import optimizer as flat_adam
 from training.optimizer import FlatAdam
 
 
@@ -40,8 +41,19 @@ def assert_same_weights(ours: chainer.Link, chainers: chainer.Link) -> None:
         assert np.array_equal(array, theirs[name]), name
 
 
-@pytest.mark.parametrize("hyperparameters", [{"beta1": 0.0}, {"beta1": 0.5}, {"beta1": 0.0, "eta": 0.5}])
-def test_flat_adam_steps_every_weight_as_chainers_adam_to_the_bit(hyperparameters):
+@pytest.mark.parametrize(
+    "hyperparameters",
+    [
+        {"beta1": 0.0},
+        {"beta1": 0.5},
+        {"beta1": 0.0, "eta": 0.5},
+        {"beta1": 0.0, "weight_decay_rate": 1e-2},  # Chainer's own step over the gathered gradients
+        {"beta1": 0.0, "amsgrad": True},
+    ],
+)
+@pytest.mark.parametrize("small", [flat_adam.SMALL, 64, 0], ids=["all-small", "biases-small", "none-small"])
+def test_flat_adam_steps_every_weight_as_chainers_adam_to_the_bit(hyperparameters, small, monkeypatch):
+    monkeypatch.setattr(flat_adam, "SMALL", small)  # which parameters step together (this net's are small)
     ours, flat = set_up(FlatAdam, **hyperparameters)
     theirs, adam = set_up(chainer.optimizers.Adam, **hyperparameters)
     rng_ours, rng_theirs = np.random.RandomState(1), np.random.RandomState(1)
@@ -49,6 +61,8 @@ def test_flat_adam_steps_every_weight_as_chainers_adam_to_the_bit(hyperparameter
         step(flat, rng_ours, t)
         step(adam, rng_theirs, t)
     assert flat._flat is not None, "the whole network did not step at once"
+    in_place = "weight_decay_rate" not in hyperparameters and "amsgrad" not in hyperparameters
+    assert (flat._flat.grads is None) == in_place  # the gradients gathered only for Chainer's step
     assert_same_weights(ours, theirs)
     for (name, param), (_, chainer_param) in zip(ours.namedparams(), theirs.namedparams(), strict=True):
         assert param.update_rule.t == chainer_param.update_rule.t == 5

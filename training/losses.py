@@ -73,3 +73,39 @@ def class_loss(class_logits: chainer.Variable, labels, weight: float = 1.0) -> c
     """`weight` times the cross-entropy of the discriminator's class head against (one-hot or soft)
     labels, batch mean."""
     return ClassLoss(weight).apply((class_logits, labels))[0]
+
+
+class LossSum(FusedFunction):
+    """The sum of fused losses, in order, as one node (what adding their nodes computes); the
+    inputs are each loss's in turn."""
+
+    def __init__(self, losses: list[FusedFunction], input_counts: list[int]):
+        self.losses = losses
+        ends = [sum(input_counts[: i + 1]) for i in range(len(losses))]
+        self.bounds = list(zip([0, *ends[:-1]], ends, strict=True))  # each loss's inputs
+        self.differentiable = tuple(
+            start + i
+            for loss, (start, _) in zip(losses, self.bounds, strict=True)
+            for i in loss.differentiable
+        )
+
+    def forward(self, inputs):
+        total = None
+        for loss, (start, end) in zip(self.losses, self.bounds, strict=True):
+            (value,) = loss.forward(inputs[start:end])
+            total = value if total is None else force_array(total + value)
+        return (total,)
+
+    def gradients(self, gy):
+        grads = []
+        for loss, (start, end) in zip(self.losses, self.bounds, strict=True):
+            loss.wanted = tuple(i - start for i in self.wanted if start <= i < end)
+            grads.extend(loss.gradients(gy))
+        return tuple(grads)
+
+
+def loss_sum(*terms: tuple) -> chainer.Variable:
+    """The sum of loss terms, each (a fused loss function, its inputs), as one node."""
+    losses, inputs = [loss for loss, _ in terms], [tuple(arguments) for _, arguments in terms]
+    function = LossSum(losses, [len(arguments) for arguments in inputs])
+    return function.apply(tuple(x for arguments in inputs for x in arguments))[0]

@@ -5,7 +5,7 @@ import numpy as np
 from chainer import training
 
 from model.sampling import one_hot
-from training.losses import class_loss, hinge_discriminator_loss, hinge_generator_loss
+from training.losses import ClassLoss, HingeDiscriminatorLoss, HingeGeneratorLoss, loss_sum
 
 
 class DeviceData:
@@ -100,22 +100,24 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
         z = self.device.send(self.sample_noise(len(labels), gen.z_size))
 
         x_fake = gen(z, labels)
-        h_real = dis.features(x_real)
-        dis_loss = hinge_discriminator_loss(dis.judge(h_real, labels), dis(x_fake.array, labels))
-        dis_optimizer.update(self._reported, dis, self._with_classes(dis_loss, dis, h_real, labels))
+        # D's pass over the real batch, then over the fake one (detached from G), one node a layer
+        h_real, h_detached = dis.features_of((x_real, x_fake.array))
+        hinge = (HingeDiscriminatorLoss(), dis.judge_each((h_real, h_detached), labels))
+        dis_optimizer.update(self._reported, dis, loss_sum(hinge, *self._class_terms(dis, h_real, labels)))
         h_fake = dis.features(x_fake)
-        gen_loss = self._with_classes(hinge_generator_loss(dis.judge(h_fake, labels)), dis, h_fake, labels)
+        hinge = (HingeGeneratorLoss(), (dis.judge(h_fake, labels),))
+        gen_loss = loss_sum(hinge, *self._class_terms(dis, h_fake, labels))
         self._reported(gen, gen_loss)
         gen.cleargrads()
         chainer.grad([gen_loss], list(gen.params()), set_grad=True)  # through D, but not into D's weights
         gen_optimizer.update()
 
-    def _with_classes(self, loss: chainer.Variable, dis, h, labels) -> chainer.Variable:
-        """`loss` plus, with a class weight, that much of the class head's loss on features `h`:
+    def _class_terms(self, dis, h, labels) -> list:
+        """With a class weight, the loss term of that much of the class head's loss on features `h`:
         D learns to name the digits of real images, G to draw digits that D names as asked."""
         if not self.class_weight:
-            return loss
-        return loss + class_loss(dis.classes(h), labels, self.class_weight)
+            return []
+        return [(ClassLoss(self.class_weight), (dis.classify(h), labels))]
 
     @staticmethod
     def _reported(observer, loss):
