@@ -123,20 +123,15 @@ def deconv_forward(self, x, W, b):
     hq, wq = x.shape[2] + (kh - 1) // self.sy + 1, x.shape[3] + (kw - 1) // self.sx
     if not _handled(self) or hq * self.sy < self.ph + self.outh or wq * self.sx < self.pw + self.outw:
         return _ORIGINAL["deconv"](self, x, W, b)
-    # Every tap's contribution in one product that reads W where it lies, BLAS transposing it:
-    # copying W into tap_matrices' layout first took about as long as the product at batch 1.
-    c, out_c = W.shape[:2]
-    products = W.reshape(c, -1).T @ padded_rows(x, wq).reshape(c, -1)
-    by_tap = products.reshape(out_c, kh, kw, len(x), -1).transpose(1, 2, 0, 3, 4)
-    stride, pad, out_size = (self.sy, self.sx), (self.ph, self.pw), (self.outh, self.outw)
-    return (spread_taps(by_tap, x.shape, b, stride, pad, out_size),)
+    taps = tap_matrices(W)
+    return (deconvolve(x, taps, b, (self.sy, self.sx), (self.ph, self.pw), (self.outh, self.outw)),)
 
 
 def tap_matrices(W: np.ndarray) -> np.ndarray:
     """A deconvolution's W (c, oc, kh, kw) as one contiguous (oc, c) matrix per kernel tap.
 
     In two copies, taps first and then each tap's transpose: one copy straight to that layout reads
-    W a float per cache line, which took 2.3 times as long.
+    W a float per cache line, which took 2.3 times as long (a training step makes four).
     """
     c, oc, kh, kw = W.shape
     by_tap = np.ascontiguousarray(W.reshape(c, oc, kh * kw).transpose(2, 0, 1))
@@ -146,43 +141,25 @@ def tap_matrices(W: np.ndarray) -> np.ndarray:
 def deconvolve(x: np.ndarray, taps: np.ndarray, b, stride: tuple, pad: tuple, out_size: tuple) -> np.ndarray:
     """The transposed convolution of x (n, c, h, w) by tap_matrices(W), plus bias b (oc,) or None.
 
-    One BLAS product gives every tap's contribution, one contiguous block per tap, which
-    spread_taps sums into the output. Needs an output that the phases cover (deconv_forward checks,
-    Chainer's code covers the rest).
+    One BLAS product gives every tap's contribution, one contiguous block per tap; the taps are
+    summed into the stride phases of the output. Needs an output that the phases cover
+    (deconv_forward checks, Chainer's code covers the rest).
     """
     n, c, h, w = x.shape
     kh, kw, out_c, _ = taps.shape
-    x_rows = padded_rows(x, w + (kw - 1) // stride[1])
-    products = (taps.reshape(-1, c) @ x_rows.reshape(c, -1)).reshape(kh, kw, out_c, n, -1)
-    return spread_taps(products, x.shape, b, stride, pad, out_size)
-
-
-def padded_rows(x: np.ndarray, wq: int) -> np.ndarray:
-    """x (n, c, h, w) as (c, n, h, wq), each row padded with zero columns (which spread zeros)."""
-    n, c, h, w = x.shape
-    x_rows = np.zeros((c, n, h, wq), x.dtype)
-    x_rows[..., :w] = x.transpose(1, 0, 2, 3)
-    return x_rows
-
-
-def spread_taps(
-    products: np.ndarray, x_shape: tuple, b, stride: tuple, pad: tuple, out_size: tuple
-) -> np.ndarray:
-    """A transposed convolution's output (n, oc, outh, outw), plus bias b (oc,) or None, from each
-    tap's contribution, products (kh, kw, oc, n, h * wq): summed into the stride phases of the
-    output, which then interleave."""
-    n, _, h, w = x_shape
-    kh, kw, out_c = products.shape[:3]
     (sy, sx), (ph, pw), (outh, outw) = stride, pad, out_size
     hq, wq = h + (kh - 1) // sy + 1, w + (kw - 1) // sx
-    phases = np.zeros((sy, sx, out_c, n, hq * wq), products.dtype)
+    x_rows = np.zeros((c, n, h, wq), x.dtype)  # zero columns spread zeros
+    x_rows[..., :w] = x.transpose(1, 0, 2, 3)
+    gcol = (taps.reshape(-1, c) @ x_rows.reshape(c, -1)).reshape(kh, kw, out_c, n, h * wq)
+    phases = np.zeros((sy, sx, out_c, n, hq * wq), x.dtype)
     for j, i, rows, cols in tap_groups(kh, kw, sy, sx):  # each phase's taps in order
         start = (j // sy) * wq + i // sx
-        phases[j % sy : j % sy + rows, i % sx : i % sx + cols, :, :, start : start + h * wq] += products[
+        phases[j % sy : j % sy + rows, i % sx : i % sx + cols, :, :, start : start + h * wq] += gcol[
             j : j + rows, i : i + cols
         ]
     phases = phases.reshape(sy, sx, out_c, n, hq, wq)
-    y = np.empty((n, out_c, outh, outw), products.dtype)
+    y = np.empty((n, out_c, outh, outw), x.dtype)
     for a in range(sy):  # output rows r with (r + ph) % sy == a come from phase row (r + ph) // sy
         r0 = (a - ph) % sy
         rows = slice((r0 + ph) // sy, (r0 + ph) // sy + len(range(r0, outh, sy)))
