@@ -1,4 +1,5 @@
-"""The GAN's losses, each one graph node with a one-node gradient (model/net.py says why)."""
+"""The GAN's losses as fused functions, one node each, and LossSum, a step's terms summed in one
+node (model/net.py says why)."""
 
 import chainer
 from chainer import backend

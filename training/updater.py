@@ -47,7 +47,7 @@ class ConditionalGANUpdater(training.updaters.StandardUpdater):
     and the same seed as all the others.
     """
 
-    LOSS = "hinge"  # as run records name it: hinge_discriminator_loss and hinge_generator_loss
+    LOSS = "hinge"  # as run records name it: HingeDiscriminatorLoss and HingeGeneratorLoss
 
     def __init__(
         self,
