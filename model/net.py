@@ -207,6 +207,12 @@ class _Linear:
         return _outside_graph(LinearGradWeight(W.dtype), (x, gy))[0]
 
 
+def _convolution_options(link: L.Convolution2D | L.Deconvolution2D) -> dict:
+    """The stride, padding, dilation and groups of a (transposed) convolution link, as its
+    functions take them."""
+    return {"stride": link.stride, "pad": link.pad, "dilate": link.dilate, "groups": link.groups}
+
+
 class _Convolution:
     """Chainer's 2-D convolution of a link's stride, padding, dilation and groups and its gradients,
     on arrays, as Convolution2DFunction.backward computes them."""
@@ -214,7 +220,7 @@ class _Convolution:
     bias_axes = (0, 2, 3)
 
     def __init__(self, link: L.Convolution2D):
-        self.options = {"stride": link.stride, "pad": link.pad, "dilate": link.dilate, "groups": link.groups}
+        self.options = _convolution_options(link)
         self.node = Convolution2DFunction(**self.options)
 
     def forward(self, x, W, b: tuple):
@@ -234,7 +240,7 @@ class _Deconvolution:
     bias_axes = (0, 2, 3)
 
     def __init__(self, link: L.Deconvolution2D):
-        self.options = {"stride": link.stride, "pad": link.pad, "dilate": link.dilate, "groups": link.groups}
+        self.options = _convolution_options(link)
         self.node = Deconvolution2DFunction(outsize=link.outsize, **self.options)
 
     def forward(self, x, W, b: tuple):
