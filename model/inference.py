@@ -132,26 +132,45 @@ def spread(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """The generator's transposed convolution (4x4 kernel, stride 2, padding 1) without its bias, on
     channels-last x (n, h, w, c) -> (n, 2h, 2w, oc), with `matrix` = spread_matrix(taps).
 
-    Output pixel (2q + a, 2p + b) takes kernel row 1 - a + 2 dy from input row q + a - dy (dy in
-    0, 1), and the columns alike. So one BLAS product gives every input pixel's 16 taps, four
-    shifted sums (dy, dx) gather them into the (h + 1, w + 1) grid of each tap parity, and the
-    parities interleave into the output. Unlike model/cpu_kernels.deconvolve (laid out for
-    training's batches), nothing is computed for padding columns, and the sums run along the
-    contiguous channels instead of short rows: about an eighth faster at batch 1
-    (docs/performance.md).
+    One BLAS product gives every input pixel's 16 taps; each output pixel then adds the four taps
+    that fall on it (spread_rows), gathered in one indexing call. Unlike
+    model/cpu_kernels.deconvolve (laid out for training's batches), nothing is computed for padding
+    columns, and every copy and sum runs along the contiguous channels (docs/performance.md).
     """
     n, h, w, c = x.shape
-    taps = (x.reshape(-1, c) @ matrix).reshape(n, h, w, 4, -1)
-    sums = np.zeros((n, h + 1, w + 1, taps.shape[-1]), x.dtype)
-    for k, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        sums[:, dy : dy + h, dx : dx + w] += taps[:, :, :, k]
-    sums = sums.reshape(n, h + 1, w + 1, 2, 2, -1)
-    out = np.empty((n, 2 * h, 2 * w, sums.shape[-1]), x.dtype)
-    by_parity = out.reshape(n, h, 2, w, 2, -1)
-    for a in (0, 1):  # even output rows take the kernel's odd rows, from the grid's first h rows
-        for b in (0, 1):
-            by_parity[:, :, a, :, b] = sums[:, a : a + h, b : b + w, 1 - a, 1 - b]
-    return out
+    per_image = h * w * 16  # rows of oc values: one per input pixel and tap
+    taps = np.empty((n * h * w + 1, matrix.shape[1]), x.dtype)  # the last row stays zero
+    np.matmul(x.reshape(-1, c), matrix, out=taps[:-1])
+    taps[-1] = 0
+    four = taps.reshape(n * per_image + 16, -1)[spread_rows(n, h, w)]  # (4, n, 2h * 2w, oc)
+    out = np.add(four[0], four[1])
+    out += four[2]
+    out += four[3]
+    return out.reshape(n, 2 * h, 2 * w, -1)
+
+
+@functools.lru_cache(maxsize=8)  # a few batch sizes: the server's 1, a grid's, an evaluation's
+def spread_rows(n: int, h: int, w: int) -> np.ndarray:
+    """For `spread` on n inputs (h, w): (4, n, 2h * 2w), for each output pixel and each (dy, dx), the
+    row of the taps (n * h * w * 16 rows, spread_matrix's column order, then zeros) that it adds:
+    the zero row where that tap's input pixel lies outside the input.
+
+    Output pixel (2q + a, 2p + b) takes kernel row 1 - a + 2 dy from input row q + a - dy (dy in
+    0, 1), and the columns alike.
+    """
+    q, p = np.arange(2 * h)[:, None], np.arange(2 * w)[None, :]
+    a, b = q % 2, p % 2
+    per_image = h * w * 16
+    images = per_image * np.arange(n)[:, None]
+    rows = []
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        y, x = q // 2 + a - dy, p // 2 + b - dx
+        tap = ((2 * dy + dx) * 2 + 1 - a) * 2 + 1 - b
+        inside = ((y >= 0) & (y < h) & (x >= 0) & (x < w)).ravel()
+        rows.append(np.where(inside, ((y * w + x) * 16 + tap).ravel() + images, n * per_image))
+    rows = np.stack(rows)
+    rows.flags.writeable = False  # shared by every call through the cache
+    return rows
 
 
 class FoldedClassifier:

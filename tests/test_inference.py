@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from model.classifier import Classifier, load_classifier, predict
+from model.cpu_kernels import tap_matrices
 from model.export import load_generator
 from model.images import to_uint8
-from model.inference import FoldedClassifier, FoldedGenerator
+from model.inference import FoldedClassifier, FoldedGenerator, spread, spread_matrix
 from model.net import Generator
 from model.sampling import generate, one_hot, seeds_noise
 
@@ -48,6 +49,19 @@ def test_folded_forward_matches_chainer(batch):
     assert folded.shape == expected.shape == (batch, 1, 28, 28) and folded.dtype == np.float64
     assert np.abs(folded - expected).max() <= 1e-5
     assert expected.std() > 0.05  # the pictures are not flat, so the comparison means something
+
+
+@pytest.mark.parametrize(
+    ("n", "h", "w", "c", "oc"), [(1, 7, 7, 8, 4), (3, 7, 7, 8, 4), (2, 3, 5, 4, 1), (1, 1, 1, 3, 2)]
+)
+def test_spread_is_chainers_transposed_convolution(n, h, w, c, oc):
+    """Every border, batch and channel count, in float64, where a misplaced tap is far above rounding."""
+    rng = np.random.default_rng(n * 100 + h)
+    x, weights = rng.standard_normal((n, c, h, w)), rng.standard_normal((c, oc, 4, 4))
+    expected = chainer.functions.deconvolution_2d(x, weights, stride=2, pad=1).array
+    got = spread(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), spread_matrix(tap_matrices(weights)))
+    assert got.shape == (n, 2 * h, 2 * w, oc)
+    np.testing.assert_allclose(got.transpose(0, 3, 1, 2), expected, rtol=0, atol=1e-12)
 
 
 @pytest.fixture(scope="module")
