@@ -15,8 +15,9 @@ bind = [f"{host}:{port}"]
 # two fit a 512 MB dyno. A request is CPU work from start to end, so one thread per worker: more
 # threads add no throughput on the same cores, only waits for the GIL (measured under wrk on 2
 # cores: p99 14 ms with one thread, 24 ms with four; docs/performance.md). The worker is gthread's,
-# with its event loop reading each whole request before a thread serves it (server/worker.py), so
-# that no client's pace holds a thread: the app can face the internet without a buffering proxy.
+# with its event loop reading each whole request before it is served (server/worker.py; with one
+# thread, by the loop itself), so that no client's pace holds a thread: the app can face the
+# internet without a buffering proxy.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "server.worker.RequestBufferingWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))

@@ -3,8 +3,9 @@
 gunicorn's gthread worker hands a new connection to a thread, which then blocks reading the request:
 one client that sends half its headers, or a body that never ends, holds that thread for as long as
 it likes. Here the worker's event loop reads each request first, without blocking, until
-server.framing says where it ends; a thread then runs gunicorn's parser and the app on exactly those
-bytes, its answer (an error of gunicorn's included) kept in memory for the event loop to send. A
+server.framing says where it ends; a thread (the event loop itself, with one thread per worker) then
+runs gunicorn's parser and the app on exactly those bytes, its answer (an error of gunicorn's
+included) kept in memory for the event loop to send. A
 request the framer refuses gets the worker's own JSON error, and the connection closes: every
 request gets exactly one answer.
 
@@ -14,12 +15,13 @@ make progress every REQUEST_TIMEOUT_S; an idle kept-alive connection waits `keep
 The bytes a worker holds for requests, read or waiting for a thread, stay under BUFFER_BUDGET_BYTES:
 past it the connection whose request began earliest gets a 503, until the worker is under it again.
 Connections beyond the worker's descriptors push out the oldest idle one. A request that runs longer
-than STUCK_AFTER_S stops the worker's heartbeat, so that gunicorn's arbiter kills the worker as it
-would a stuck sync worker.
+than STUCK_AFTER_S in a thread (any time on the event loop) stops the worker's heartbeat, so that
+gunicorn's arbiter kills the worker as it would a stuck sync worker.
 
 Built on gthread's thread pool, accept loop and main loop (gunicorn 27.0; check_config refuses
 another version): it overrides accept, handle, handle_request, handle_error, finish_request,
-murder_keepalived and notify, and uses gthread's poller, tpool, nr_conns and worker_connections.
+murder_keepalived and notify, and uses gthread's poller, tpool, method_queue, nr_conns and
+worker_connections.
 """
 
 import ctypes
@@ -33,6 +35,7 @@ import selectors
 import socket
 import time
 from collections import deque
+from concurrent.futures import Future
 from functools import partial
 
 import gunicorn
@@ -206,6 +209,7 @@ class RequestBufferingWorker(ThreadWorker):
         self.buffered = 0  # bytes held for requests, read or waiting for a thread
         self.buffered_high = 0  # the most held since memory was last given back
         self.stopping = False
+        self.answering = False  # the event loop is sending the answer of a request it ran itself
         self.head_limits = head_limits(self.cfg)
         soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft_limit != resource.RLIM_INFINITY:
@@ -355,7 +359,27 @@ class RequestBufferingWorker(ThreadWorker):
         conn.running_since = None
         self.set_state(conn, State.RUNNING, math.inf, 0)
         self.running.add(conn)
-        self.enqueue_req(conn)  # gthread's: a thread runs self.handle, then finish_request comes here
+        if self.cfg.threads > 1:
+            self.enqueue_req(conn)  # gthread's: a thread runs self.handle, then finish_request comes here
+        elif self.answering:  # a pipelined request, met while the one before it is sent: a turn later,
+            self.method_queue.defer(self.serve_here, conn)  # so that other clients take their turns
+        else:
+            self.serve_here(conn)
+
+    def serve_here(self, conn: Connection) -> None:
+        """With one thread per worker, the event loop runs the request itself. The thread would only
+        take turns with it for the GIL, and handing each request over and its answer back (a queue,
+        a future, a pipe write that wakes the loop) cost about a tenth of a /generate's server CPU
+        (docs/performance.md). The heartbeat beats as the request starts and not during it: one stuck
+        in the app has its worker killed `timeout` seconds later, as in gunicorn's sync worker."""
+        super().notify()
+        handled = Future()
+        handled.set_result(self.handle(conn))
+        self.answering = True
+        try:
+            self.finish_request(conn, handled)
+        finally:
+            self.answering = False
 
     def handle(self, conn):
         """Runs in a thread: gunicorn's own handling, every answer it writes kept for the event loop."""

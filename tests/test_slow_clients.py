@@ -4,6 +4,7 @@ import contextlib
 import json
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -128,11 +129,13 @@ def test_no_redirect_takes_its_host_from_the_request(server):
         assert "evil.example" not in headers.get("location", ""), path
 
 
-@pytest.fixture
-def misbehaving_server():
-    """tests/misbehaving_app.py under the Procfile's settings, one worker, 2 s timeouts."""
+@pytest.fixture(params=["1", "2"], ids=["on the event loop", "in two threads"])
+def misbehaving_server(request):
+    """tests/misbehaving_app.py under the Procfile's settings, one worker, 2 s timeouts, its requests run
+    by the worker's event loop (one thread, the default) or by gthread's pool of two threads."""
     command = [web_command()[0], "--pythonpath", str(Path(__file__).parent), "misbehaving_app:app"]
     settings = {"GUNICORN_TIMEOUT": "2", "GUNICORN_REQUEST_TIMEOUT": "2", "WEB_CONCURRENCY": "1"}
+    settings["GUNICORN_THREADS"] = request.param
     with procfile_server(command, **settings) as served:
         yield served.port, served.log
 
@@ -193,6 +196,29 @@ def test_a_kept_alive_connection_stays_open_while_idle_and_serves_pipelined_requ
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.count(b"HTTP/1.1 200 OK") == 3
+
+
+def test_a_deep_pipeline_is_answered_in_order_taking_turns_with_other_clients():
+    """The event loop runs each request itself: a pipelined one waits for the loop's next turn instead
+    of running inside the answer before it, so that three thousand short ones (a hundred in each read)
+    neither nest calls past Python's recursion limit nor keep a polite client waiting."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with procfile_server(WEB_CONCURRENCY="1") as served:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+            sock.sendall(request * 3000 + request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+            with ThreadPoolExecutor(1) as reader:
+                answer = reader.submit(read_to_end, sock)
+                assert_all_served(polite_requests(served.port, seconds=1))
+                answer = answer.result()
+    assert answer.count(b"HTTP/1.1 200 OK") == 3001
+    assert "Traceback" not in served.log[0]
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sock.recv(1 << 20):
+        answer += chunk
+    return answer
 
 
 def test_a_stopping_server_does_not_wait_its_graceful_timeout_for_idle_connections():
