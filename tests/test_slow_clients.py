@@ -214,6 +214,36 @@ def test_a_deep_pipeline_is_answered_in_order_taking_turns_with_other_clients():
     assert "Traceback" not in served.log[0]
 
 
+@pytest.mark.parametrize("threads", ["1", "2"], ids=["on the event loop", "in two threads"])
+def test_a_client_that_pipelines_gets_no_more_turns_than_one_that_waits(threads):
+    """One client keeps two requests on their way, another sends one at a time: they are served in
+    turn. Read at once after each answer, the first's next request went ahead of the second's turn
+    after turn, 50 to 1."""
+    body = json.dumps({"labels": [0, 0, 1, 0, 0, 0, 0, 0, 0, 0], "seed": 7}).encode()
+    request = b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    request += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def answers(port: int, ahead: int) -> int:
+        count, received, until = 0, b"", time.monotonic() + 2
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(request * ahead)
+            while time.monotonic() < until:
+                while PNG_END not in received:
+                    received += sock.recv(65536)
+                received = received[received.index(PNG_END) + len(PNG_END) :]
+                count += 1
+                sock.sendall(request)
+        return count
+
+    with procfile_server(WEB_CONCURRENCY="1", GUNICORN_THREADS=threads) as served:
+        with ThreadPoolExecutor(2) as clients:
+            pipelining, waiting = clients.map(answers, [served.port] * 2, [2, 1])
+    assert waiting > pipelining / 4 > 10, (pipelining, waiting)
+
+
+PNG_END = b"IEND\xaeB`\x82"  # the last bytes of every PNG
+
+
 def read_to_end(sock: socket.socket) -> bytes:
     answer = b""
     while chunk := sock.recv(1 << 20):
