@@ -268,7 +268,7 @@ class RequestBufferingWorker(ThreadWorker):
             conn = Connection(self.cfg, client_sock, client_addr, listener.getsockname(), self.new_framer())
             self.connections[conn] = None
             self.nr_conns = len(self.connections)
-            self.start_reading(conn, REQUEST_TIMEOUT_S)
+            self.start_reading(conn, REQUEST_TIMEOUT_S, read_now=True)  # its request comes with it
 
     def close_oldest_idle(self) -> None:
         """Frees a descriptor: a closing connection, else the one that has waited longest for a request."""
@@ -283,8 +283,9 @@ class RequestBufferingWorker(ThreadWorker):
     def new_framer(self) -> RequestFramer:
         return RequestFramer(self.head_limits)
 
-    def start_reading(self, conn: Connection, wait_s: float) -> None:
-        """Waits for the connection's next request (pipelined bytes may hold it already)."""
+    def start_reading(self, conn: Connection, wait_s: float, read_now: bool) -> None:
+        """Waits for the connection's next request (pipelined bytes may hold it already); `read_now`
+        looks for it at once, before the poller says it came."""
         now = time.monotonic()
         if not self.alive:
             wait_s = min(wait_s, STOP_KEEPALIVE_LINGER)
@@ -293,10 +294,7 @@ class RequestBufferingWorker(ThreadWorker):
         if conn.buffer:
             conn.deadline = min(conn.deadline, now + REQUEST_TIMEOUT_S)
             self.check_request(conn)
-        elif self.cfg.threads > 1:
-            # A kept-alive connection's request is usually there already. On the event loop it waits
-            # for the poller instead, behind requests that came before it: read at once, one fast
-            # client's requests went first turn after turn, and held the others for 0.2 s.
+        elif read_now:
             self.read(conn)
 
     @staticmethod
@@ -433,7 +431,10 @@ class RequestBufferingWorker(ThreadWorker):
             progress = True
         if not conn.answer:
             if conn.keep_alive:
-                self.start_reading(conn, self.cfg.keepalive)
+                # A kept-alive connection's next request is often there already. On the event loop it
+                # waits for the poller instead, behind requests that came before it: read at once,
+                # one fast client's requests went first turn after turn, and held others for 0.2 s.
+                self.start_reading(conn, self.cfg.keepalive, read_now=self.cfg.threads > 1)
             else:
                 self.close_gracefully(conn)
             return
