@@ -133,19 +133,21 @@ def spread(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     channels-last x (n, h, w, c) -> (n, 2h, 2w, oc), with `matrix` = spread_matrix(taps).
 
     One BLAS product gives every input pixel's 16 taps; each output pixel then adds the four taps
-    that fall on it (spread_rows), gathered in one indexing call. Unlike
-    model/cpu_kernels.deconvolve (laid out for training's batches), nothing is computed for padding
-    columns, and every copy and sum runs along the contiguous channels (docs/performance.md).
+    that fall on it (spread_rows), gathered by row number. Unlike model/cpu_kernels.deconvolve
+    (laid out for training's batches), nothing is computed for padding columns, and every copy and
+    sum runs along the contiguous channels (docs/performance.md).
     """
     n, h, w, c = x.shape
     per_image = h * w * 16  # rows of oc values: one per input pixel and tap
     taps = np.empty((n * h * w + 1, matrix.shape[1]), x.dtype)  # the last row stays zero
     np.matmul(x.reshape(-1, c), matrix, out=taps[:-1])
     taps[-1] = 0
-    four = taps.reshape(n * per_image + 16, -1)[spread_rows(n, h, w)]  # (4, n, 2h * 2w, oc)
-    out = np.add(four[0], four[1])
-    out += four[2]
-    out += four[3]
+    rows, tap_rows = spread_rows(n, h, w), taps.reshape(n * per_image + 16, -1)
+    out = tap_rows[rows[0]]
+    gathered = np.empty_like(out)  # one at a time: four at once outgrow the caches from batch 16
+    for more in rows[1:]:
+        np.take(tap_rows, more, axis=0, out=gathered)
+        out += gathered
     return out.reshape(n, 2 * h, 2 * w, -1)
 
 
