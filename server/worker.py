@@ -5,9 +5,8 @@ one client that sends half its headers, or a body that never ends, holds that th
 it likes. Here the worker's event loop reads each request first, without blocking, until
 server.framing says where it ends; a thread (the event loop itself, with one thread per worker) then
 runs gunicorn's parser and the app on exactly those bytes, its answer (an error of gunicorn's
-included) kept in memory for the event loop to send. A
-request the framer refuses gets the worker's own JSON error, and the connection closes: every
-request gets exactly one answer.
+included) kept in memory for the event loop to send. A request the framer refuses gets the worker's
+own JSON error, and the connection closes: every request gets exactly one answer.
 
 Each connection has one state and one deadline. A request must arrive, headers and body, within
 REQUEST_TIMEOUT_S of its first byte (or of the connection's opening), else a 408; an answer must
@@ -362,8 +361,8 @@ class RequestBufferingWorker(ThreadWorker):
         self.running.add(conn)
         if self.cfg.threads > 1:
             self.enqueue_req(conn)  # gthread's: a thread runs self.handle, then finish_request comes here
-        elif self.answering:  # a pipelined request, met while the one before it is sent: a turn later,
-            self.method_queue.defer(self.serve_here, conn)  # so that other clients take their turns
+        elif self.answering:  # a pipelined request, met while the one before it is sent: from the
+            self.method_queue.defer(self.serve_here, conn)  # loop's callbacks, not nested in that one
         else:
             self.serve_here(conn)
 
@@ -383,7 +382,8 @@ class RequestBufferingWorker(ThreadWorker):
             self.answering = False
 
     def handle(self, conn):
-        """Runs in a thread: gunicorn's own handling, every answer it writes kept for the event loop."""
+        """Runs in a thread (or on the event loop): gunicorn's own handling, every answer it writes
+        kept for the event loop to send."""
         client_sock, conn.sock = conn.sock, AnswerBuffer()
         conn.running_since = time.monotonic()
         try:
