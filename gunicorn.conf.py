@@ -40,6 +40,10 @@ keepalive = 100
 limit_request_line = 2048
 limit_request_fields = 50
 limit_request_field_size = 8190
+# The parser the worker's framer was checked against (server/worker.py refuses another): gunicorn's
+# C parser, gunicorn_h1c, would be taken whenever it is installed, and it disagrees with the framer
+# (it refuses an HTTP/1.2 request that the framer passes on).
+http_parser = "python"
 # Never Flask's debug mode behind gunicorn, whatever the environment says.
 raw_env = ["FLASK_DEBUG=0"]
 

@@ -199,6 +199,13 @@ class RequestBufferingWorker(ThreadWorker):
                 f"limit_request_fields must be at least {MAX_TRAILER_FIELDS} and limit_request_field_size "
                 f"at least {MAX_TRAILER_BYTES + 2}: the framer lets trailers that large through"
             )
+        # gunicorn's C parser (gunicorn_h1c, taken when installed unless this says "python") refuses
+        # requests that the framer and gunicorn's own Python parser take (HTTP/1.2, for one).
+        if cfg.http_parser != "python":
+            raise ConfigError(
+                f"http_parser is {cfg.http_parser!r}: RequestBufferingWorker's framer was checked against "
+                "gunicorn's Python parser only: set http_parser = 'python'"
+            )
 
     def init_process(self):
         self.connections: dict[Connection, None] = {}  # oldest first

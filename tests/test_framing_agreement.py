@@ -35,7 +35,11 @@ AGREEMENT = settings(
 def gunicorn_config() -> Config:
     """gunicorn's settings as gunicorn.conf.py makes them."""
     cfg = Config()
-    for name, value in {"limit_request_line": 2048, "limit_request_fields": 50}.items():
+    for name, value in {
+        "limit_request_line": 2048,
+        "limit_request_fields": 50,
+        "http_parser": "python",
+    }.items():
         cfg.set(name, value)
     return cfg
 

@@ -152,6 +152,15 @@ def test_gunicorn_limits_below_the_framers_stop_start_up():
         RequestBufferingWorker.check_config(cfg, None)
 
 
+@pytest.mark.parametrize("parser", ["auto", "fast"])
+def test_a_parser_the_framer_was_not_checked_against_stops_start_up(parser):
+    """gunicorn takes its C parser whenever gunicorn_h1c is installed, unless told "python"."""
+    cfg = Config()
+    cfg.set("http_parser", parser)
+    with pytest.raises(ConfigError, match=f"http_parser is '{parser}'"):
+        RequestBufferingWorker.check_config(cfg, None)
+
+
 def test_the_server_package_loads_without_flask():
     loaded_packages = "{name.split('.')[0] for name in sys.modules}"
     code = f"import sys, server.worker; print(sorted({loaded_packages} & {{'flask', 'webapp'}}))"
