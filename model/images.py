@@ -8,7 +8,7 @@ from PIL import Image
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """(n, 1, h, w) floats in [0, 1] -> (n, h, w) uint8."""
-    return np.rint(np.asarray(images)[:, 0] * 255).astype(np.uint8)
+    return np.clip(np.rint(np.asarray(images)[:, 0] * 255), 0, 255).astype(np.uint8)
 
 
 def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:

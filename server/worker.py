@@ -381,7 +381,7 @@ class RequestBufferingWorker(ThreadWorker):
         a future, a pipe write that wakes the loop) cost about a tenth of a /generate's server CPU
         (docs/performance.md). The heartbeat beats as the request starts and not during it: one stuck
         in the app has its worker killed `timeout` seconds later, as in gunicorn's sync worker."""
-        self.beat()
+        super().notify()
         keep_alive = bool(self.handle(conn))
         self.answering = True
         try:
@@ -463,12 +463,6 @@ class RequestBufferingWorker(ThreadWorker):
         """
         started = [conn.running_since for conn in self.running if conn.running_since is not None]
         if not started or time.monotonic() - min(started) < STUCK_AFTER_S:
-            self.beat()
-
-    def beat(self):
-        now = time.monotonic()
-        if now - getattr(self, "beaten", 0.0) >= 0.5:
-            self.beaten = now
             super().notify()
 
     # Deadlines: gthread's main loop calls this on every turn, which is at least once a second.

@@ -100,9 +100,8 @@ def cached_digit_png(state: State, scale: int, pixels: Callable[[], np.ndarray])
 def digit_answer(state: State, scale: int, started: float) -> Response:
     """The state's picture as a PNG, or as JSON with what the classifier reads when JSON is asked for."""
     pixels = state_pixels(state)
-    as_json = wants_json()
-    details = {**state.as_json(), **state_reading(state, pixels)} if as_json else {}
-    return picture_response(cached_digit_png(state, scale, pixels), "image/png", started, details, as_json)
+    details = {**state.as_json(), **state_reading(state, pixels)} if wants_json() else {}
+    return picture_response(cached_digit_png(state, scale, pixels), "image/png", started, details)
 
 
 def wants_json() -> bool:
@@ -111,16 +110,16 @@ def wants_json() -> bool:
     return accept.quality("application/json") > max(accept.quality("image/png"), accept.quality("image/gif"))
 
 
-def picture_response(data: bytes, mimetype: str, started: float, details: dict, as_json=None) -> Response:
+def picture_response(data: bytes, mimetype: str, started: float, details: dict) -> Response:
     """The picture itself, or JSON with it as a data: URL when the client asked for JSON."""
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-    if wants_json() if as_json is None else as_json:
+    if wants_json():
         image = f"data:{mimetype};base64,{base64.b64encode(data).decode('ascii')}"
         response = current_app.json.response({"image": image, **details, "elapsed_ms": elapsed_ms})
     else:
         response = Response(data, mimetype=mimetype)
     response.headers["Server-Timing"] = f"generate;dur={elapsed_ms}"
-    response.headers["Vary"] = "Accept"
+    response.vary.add("Accept")
     return response
 
 
