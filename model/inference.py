@@ -81,7 +81,6 @@ class FoldedGenerator:
         self.dc2_taps = tap_matrices(float32_values(gen.dc2.W.array, dtype))
         self.dc2_b = float32_values(gen.dc2.b.array, dtype)
         self.spread_matrices = spread_matrix(self.dc1_taps), spread_matrix(self.dc2_taps)
-        self.dc1_patch_weights = patch_weights(self.dc1_taps)
         parts = [gen.bn0.gain, gen.bn0.bias, gen.bn1.gain, gen.bn1.bias]  # rows: the labels
         self.label_affine = float32_values(np.concatenate([cpu_float64(p.W.array) for p in parts]).T, dtype)
         size0, size1 = len(self.fc_b), len(self.dc1_b)
@@ -110,7 +109,8 @@ class FoldedGenerator:
         h += affine[:, gain0_end:bias0_end]
         np.maximum(h, 0, out=h)
         h = np.ascontiguousarray(h.reshape(n, self.ch, QUARTER, QUARTER).transpose(0, 2, 3, 1))
-        h = spread_patches(h, self.dc1_patch_weights, self.dc1_b)  # (n, 14, 14, ch / 2)
+        h = spread(h, self.spread_matrices[0])  # (n, 14, 14, ch / 2): channels last from here on
+        h += self.dc1_b
         h *= (affine[:, bias0_end:gain1_end] + 1)[:, None, None, :]
         h += affine[:, None, None, gain1_end:]
         np.maximum(h, 0, out=h)
@@ -148,29 +148,6 @@ def spread(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     for more in rows[1:]:
         np.take(tap_rows, more, axis=0, out=gathered)
         out += gathered
-    return out.reshape(n, 2 * h, 2 * w, -1)
-
-
-def patch_weights(taps: np.ndarray) -> np.ndarray:
-    """(4, 4c, oc): per output parity (a, b), the weights of its 2x2 input patch (e, f, c)."""
-    oc, c = taps.shape[2:]
-    weights = np.empty((2, 2, 2, 2, c, oc), taps.dtype)
-    for a, b, e, f in np.ndindex(2, 2, 2, 2):
-        weights[a, b, e, f] = taps[3 - a - 2 * e, 3 - b - 2 * f].T
-    return np.ascontiguousarray(weights.reshape(4, 4 * c, oc))
-
-
-def spread_patches(x: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """spread() + bias as one batched product of each output parity's 2x2 input patches."""
-    n, h, w, c = x.shape
-    padded = np.zeros((n, h + 2, w + 2, c), x.dtype)
-    padded[:, 1:-1, 1:-1] = x
-    sn, sr, sc, s1 = padded.strides
-    shape, strides = (2, 2, n, h, w, 2, 2, c), (sr, sc, sn, sr, sc, sr, sc, s1)
-    patches = np.ascontiguousarray(np.lib.stride_tricks.as_strided(padded, shape, strides))
-    parities = np.matmul(patches.reshape(4, n * h * w, 4 * c), weights).reshape(2, 2, n, h, w, -1)
-    out = np.empty((n, h, 2, w, 2, weights.shape[2]), x.dtype)
-    np.add(parities.transpose(2, 3, 0, 4, 1, 5), bias, out=out)
     return out.reshape(n, 2 * h, 2 * w, -1)
 
 
