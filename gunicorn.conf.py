@@ -48,7 +48,6 @@ http_parser = "python"
 raw_env = ["FLASK_DEBUG=0"]
 
 accesslog = "-"
-logger_class = "server.access_log.LeanAccessLogger"
 errorlog = "-"
 # The master loads the app (and checks the weights) once before forking: damaged weights end
 # gunicorn at once with the app's one line and exit code 4 (workers failing together can race in
