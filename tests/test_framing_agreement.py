@@ -10,11 +10,16 @@ methods, and refuses an HTTP/1.1 request without Host). Examples are derandomize
 every run; each property (200 requests, each parsed three times) is marked slow.
 """
 
+import os
+import runpy
+from unittest import mock
+
 import h11
 import pytest
 from gunicorn.config import Config
 from gunicorn.http.errors import NoMoreData
 from gunicorn.http.parser import RequestParser
+from helpers import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,14 +38,13 @@ AGREEMENT = settings(
 
 
 def gunicorn_config() -> Config:
-    """gunicorn's settings as gunicorn.conf.py makes them."""
+    """gunicorn's settings as gunicorn.conf.py makes them (its limits and its parser)."""
     cfg = Config()
-    for name, value in {
-        "limit_request_line": 2048,
-        "limit_request_fields": 50,
-        "http_parser": "python",
-    }.items():
-        cfg.set(name, value)
+    with mock.patch.dict(os.environ):  # the file also sets BLAS defaults for the server's process
+        conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    for name, value in conf.items():
+        if name in cfg.settings:
+            cfg.set(name, value)
     return cfg
 
 
